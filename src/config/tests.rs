@@ -1,0 +1,87 @@
+use super::*;
+
+fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_toml_str(text, "test.toml", &vars)
+}
+
+#[test]
+fn the_example_file_is_valid() {
+    let text = include_str!("../../config/helios.toml");
+    let c = load(text, &[("HELIOS_APP_PASSWORD", "pw")]).unwrap();
+    assert_eq!(c.server.listen.port(), 6432);
+}
+
+#[test]
+fn defaults_apply_without_a_file() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:6432");
+    assert_eq!(c.pool.reset_query, "DISCARD ALL");
+    assert_eq!(c.auth.method, AuthMethodName::Trust);
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    let e = load("[pool]\nmax_sise = 3\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("pool") && e.contains("max_sise"), "{e}");
+    let e = load("[nope]\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn bad_values_are_errors_naming_the_key() {
+    let e = load("[pool]\nidle_timeout = \"forever\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("pool.idle_timeout"), "{e}");
+    let e = load("[server]\nlisten = \"nowhere\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("server.listen"), "{e}");
+    let e = load("[auth]\nmethod = \"md5\"\n", &[]).unwrap_err().to_string();
+    assert!(e.starts_with("auth.users"), "{e}");
+    let e = load("[upstream]\nurl = \"postgres://h:notaport/db\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("upstream.url"), "{e}");
+}
+
+#[test]
+fn environment_interpolates_and_overrides() {
+    let text = "[upstream]\nurl = \"postgres://helios:${PGPW}@db:5432/app\"\n[pool]\nmax_size = 5\n";
+    let c = load(
+        text,
+        &[("PGPW", "hunter2"), ("HELIOS_POOL__MAX_SIZE", "7"), ("HELIOS_LOG__FORMAT", "json")],
+    )
+    .unwrap();
+    assert_eq!(c.upstream.url.as_deref(), Some("postgres://helios:hunter2@db:5432/app"));
+    assert_eq!(c.pool.max_size, 7);
+    assert_eq!(c.log.format, LogFormat::Json);
+    let e = load(text, &[]).unwrap_err().to_string();
+    assert!(e.starts_with("upstream.url") && e.contains("PGPW"), "{e}");
+    let e = load("", &[("HELIOS_POOL__NOPE", "1")]).unwrap_err().to_string();
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn redaction_hides_every_secret() {
+    let text = r#"
+[upstream]
+url = "postgres://helios:hunter2@db/app"
+[auth]
+method = "md5"
+[[auth.users]]
+name = "app"
+password = "s3cret"
+upstream_password = "other"
+"#;
+    let out = load(text, &[]).unwrap().to_redacted_toml();
+    for secret in ["hunter2", "s3cret", "other"] {
+        assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+    }
+    assert!(out.contains("postgres://helios:<redacted>@db/app"), "{out}");
+    assert_eq!(redact_url("host=db password=x user=u"), "host=db password=<redacted> user=u");
+}

@@ -1,0 +1,17 @@
+//! # helios: the proxy
+//!
+//! The binary's crate: command line ([`cli`]), configuration ([`config`]),
+//! the listener and shared state ([`server`]), each client's session
+//! ([`session`]: startup, authentication, the relay), and the upstream
+//! connections and their pool ([`upstream`]).
+//!
+//! Protocol details (framing, startup packets, authentication exchanges, TLS
+//! setup) live in `helios-wire`; this crate decides what to do with them.
+//! See `ARCHITECTURE.md` in the shared docs for the path of a query.
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod server;
+pub mod session;
+pub mod upstream;

@@ -1,0 +1,50 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use helios::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => match cli.load_config(file.as_deref()) {
+            Ok(config) => {
+                print!("{}", config.to_redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("helios: invalid configuration: {e}");
+                ExitCode::from(2)
+            }
+        },
+        None => match run(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("helios: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let config = cli
+        .load_config(None)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    helios::logging::init(&config.log)?;
+    let runtime = helios::server::runtime(config.server.worker_threads)?;
+    runtime.block_on(async {
+        let server = helios::server::Server::new(config)?;
+        server.run(shutdown_signal()).await
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,197 @@
+//! One client's session, from the first packet to the last.
+//!
+//! ```text
+//! negotiate (SSL, GSS, startup / cancel) -> authenticate -> acquire upstream
+//!   -> greet (AuthenticationOk, ParameterStatus*, BackendKeyData, ReadyForQuery)
+//!   -> relay until either side ends -> release the upstream to the pool
+//! ```
+
+mod relay;
+mod startup;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use helios_wire::{messages, ClientKey, ClientStream, PgError, SqlState, TransactionStatus};
+use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
+
+pub use relay::{Relay, RelayEnd};
+use startup::Negotiated;
+
+use crate::server::{ClientSlot, Server};
+use crate::upstream::{ConnectError, Login, PoolKey};
+
+/// Serve one client connection.
+pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, peer: String) {
+    let span = tracing::info_span!("session", %peer, user = tracing::field::Empty, db = tracing::field::Empty);
+    async move {
+        let startup = tokio::time::timeout(
+            server.config.server.startup_timeout,
+            startup::negotiate(&server, stream),
+        )
+        .await;
+        let (mut stream, params) = match startup {
+            Err(_) => {
+                tracing::debug!("startup timed out");
+                return;
+            }
+            Ok(Negotiated::Closed) => return,
+            Ok(Negotiated::Cancel(key)) => return cancel(&server, key).await,
+            Ok(Negotiated::Failed { stream, error }) => {
+                tracing::info!(%error, "startup failed");
+                if let Some(mut s) = stream {
+                    send_error(&mut s, &error).await;
+                }
+                return;
+            }
+            Ok(Negotiated::Startup { stream, params }) => (stream, params),
+        };
+
+        let Some(user) = params.user().map(str::to_string) else {
+            let e = PgError::fatal(
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                "no PostgreSQL user name specified in startup packet",
+            );
+            return send_error(&mut stream, &e).await;
+        };
+        let database = params.database().unwrap_or(&user).to_string();
+        tracing::Span::current().record("user", user.as_str());
+        tracing::Span::current().record("db", database.as_str());
+
+        if slot.over_limit() {
+            let e = PgError::fatal(SqlState::TOO_MANY_CONNECTIONS, "sorry, too many clients already");
+            return send_error(&mut stream, &e).await;
+        }
+
+        let auth = match tokio::time::timeout(
+            server.config.server.startup_timeout,
+            startup::authenticate(&server, &mut stream, &user),
+        )
+        .await
+        {
+            Ok(Ok(auth)) => auth,
+            Ok(Err(e)) if e.code == SqlState::CONNECTION_FAILURE => return,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "authentication failed");
+                return send_error(&mut stream, &e).await;
+            }
+            Err(_) => {
+                let e = PgError::fatal(SqlState::PROTOCOL_VIOLATION, "canceling authentication due to timeout");
+                return send_error(&mut stream, &e).await;
+            }
+        };
+
+        let login = Login {
+            password: auth
+                .password
+                .clone()
+                .or_else(|| server.upstream_password(&user)),
+            password_from_client: auth.password.is_some(),
+            params,
+        };
+        let key = PoolKey { database, user };
+        let mut pooled = match server.pool.acquire(key, &login).await {
+            Ok(p) => p,
+            Err(ConnectError::Rejected { frame, fields }) => {
+                tracing::info!(error = %fields, "upstream refused the login");
+                let _ = stream.write_all(&frame.to_bytes()).await;
+                let _ = stream.flush().await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no upstream connection");
+                return send_error(&mut stream, &e.to_pg_error()).await;
+            }
+        };
+
+        let client_key = server.cancels.issue();
+        server
+            .cancels
+            .set_target(client_key, Some(pooled.conn.cancel_target()));
+        tracing::debug!(conn = pooled.conn.id, reused = pooled.reused, "session attached");
+
+        let mut reusable = false;
+        if greet(&mut stream, &pooled.conn, client_key).await.is_ok() {
+            let max_message = server.config.server.max_message_size;
+            let mut relay = Relay::new(&mut stream, &mut pooled.conn, max_message);
+            let end = relay.run().await;
+            tracing::debug!(?end, "session ended");
+            reusable = matches!(
+                end,
+                RelayEnd::Terminate | RelayEnd::ClientClosed | RelayEnd::ClientFailed(_)
+            ) && relay.upstream_is_clean();
+            match end {
+                RelayEnd::ClientProtocol(e) => {
+                    tracing::info!(error = %e, "invalid message from client");
+                    let err = PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string());
+                    final_error(&mut relay, &err).await;
+                }
+                RelayEnd::UpstreamClosed | RelayEnd::UpstreamFailed(_) => {
+                    let reason = match &end {
+                        RelayEnd::UpstreamFailed(e) => e.to_string(),
+                        _ => "the server closed the connection unexpectedly".into(),
+                    };
+                    tracing::warn!(%reason, "upstream connection lost");
+                    if !relay.upstream_reported_fatal() {
+                        let err = PgError::fatal(
+                            SqlState::CONNECTION_FAILURE,
+                            format!("lost the connection to upstream {}: {reason}", server.pool.target().describe()),
+                        );
+                        final_error(&mut relay, &err).await;
+                    }
+                }
+                _ => {}
+            }
+            drop(relay);
+        }
+        server.cancels.release(client_key);
+        server.pool.release(pooled, reusable).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// The greeting once the upstream connection is ready: AuthenticationOk, the
+/// server's parameters, Helios's cancel key, ReadyForQuery — in one write.
+async fn greet(
+    stream: &mut ClientStream,
+    conn: &crate::upstream::UpstreamConn,
+    key: ClientKey,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::with_capacity(512);
+    messages::authentication_ok(&mut out);
+    for (name, value) in &conn.params {
+        messages::parameter_status(name, value, &mut out);
+    }
+    messages::backend_key_data(key, &mut out);
+    messages::ready_for_query(TransactionStatus::Idle, &mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+/// Tell the client why the session ends, if the message stream is at a
+/// boundary where a message of Helios's own can go.
+async fn final_error(relay: &mut Relay<'_>, err: &PgError) {
+    if relay.drain_to_client().await.is_ok() && relay.at_message_boundary() {
+        let _ = relay.write_to_client(&err.to_bytes()).await;
+    }
+}
+
+async fn send_error(stream: &mut ClientStream, e: &PgError) {
+    let _ = stream.write_all(&e.to_bytes()).await;
+    let _ = stream.flush().await;
+}
+
+async fn cancel(server: &Server, key: ClientKey) {
+    match server.cancels.lookup(key) {
+        Some(target) => {
+            tracing::debug!(pid = key.pid, upstream_pid = target.key.pid, "forwarding cancel");
+            if let Err(e) = crate::upstream::send_cancel(server.pool.target(), &target).await {
+                tracing::warn!(error = %e, "could not forward cancel request");
+            }
+        }
+        // PostgreSQL says nothing to the requester either way.
+        None => tracing::debug!(pid = key.pid, "cancel request for an unknown key"),
+    }
+}

@@ -1,0 +1,374 @@
+//! Relaying a session's messages both ways, byte for byte.
+//!
+//! One state machine per session, polled as a single future: it reads from
+//! whichever side has bytes, and writes to whichever side can take them, so
+//! neither direction ever waits on the other (a client streaming COPY data
+//! while the server sends notices cannot deadlock) and no locks are needed.
+//! Each direction has one buffer; bytes are written out of the very buffer
+//! they were read into, as soon as [`FrameScanner`] has cleared them, in one
+//! write per read (writes coalesce naturally). A direction stops reading when
+//! its buffer holds `HIGH_WATER` bytes nobody has taken yet, so a slow reader
+//! slows the upstream instead of growing memory.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use helios_wire::frame::{get_cstr, tag};
+use helios_wire::{
+    ClientStream, FrameError, FrameScanner, FrameVisitor, Scan, TagSet, TransactionStatus,
+};
+use tokio::io::AsyncWrite;
+use tokio_util::io::poll_read_buf;
+
+use crate::upstream::UpstreamConn;
+
+/// Bytes a direction may hold that the other side has not taken yet.
+const HIGH_WATER: usize = 256 * 1024;
+/// Room made in a buffer before each read.
+const READ_CHUNK: usize = 32 * 1024;
+
+/// Why the relay stopped.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// The client sent Terminate (not forwarded: the connection may be pooled).
+    Terminate,
+    /// The client closed its connection.
+    ClientClosed,
+    ClientFailed(io::Error),
+    /// The client sent something that is not a valid message.
+    ClientProtocol(FrameError),
+    UpstreamClosed,
+    UpstreamFailed(io::Error),
+}
+
+/// What the relay learns about the session from the messages going by.
+#[derive(Debug)]
+pub struct SessionState {
+    /// Requests sent (Query, Sync, FunctionCall) whose ReadyForQuery has not come back.
+    pub in_flight: u32,
+}
+
+/// Client-to-upstream observer: counts requests that will be answered by a
+/// ReadyForQuery.
+struct FromClient<'a> {
+    in_flight: &'a mut u32,
+}
+
+impl FrameVisitor for FromClient<'_> {
+    #[inline]
+    fn header(&mut self, t: u8, _len: usize) -> Result<(), FrameError> {
+        if matches!(t, tag::QUERY | tag::SYNC | tag::FUNCTION_CALL) {
+            *self.in_flight += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Upstream-to-client observer: transaction status and reported parameters.
+struct FromUpstream<'a> {
+    in_flight: &'a mut u32,
+    conn_status: &'a mut TransactionStatus,
+    params: &'a mut Vec<(String, String)>,
+    fatal_seen: &'a mut bool,
+}
+
+impl FrameVisitor for FromUpstream<'_> {
+    #[inline]
+    fn frame(&mut self, frame: &[u8]) {
+        match frame[0] {
+            tag::READY_FOR_QUERY => {
+                *self.in_flight = self.in_flight.saturating_sub(1);
+                if let Some(s) = frame.get(5).and_then(|&b| TransactionStatus::from_byte(b)) {
+                    *self.conn_status = s;
+                }
+            }
+            tag::PARAMETER_STATUS => {
+                let mut body = &frame[5..];
+                if let (Some(k), Some(v)) = (get_cstr(&mut body), get_cstr(&mut body)) {
+                    match self.params.iter_mut().find(|(name, _)| *name == k) {
+                        Some((_, old)) => *old = v,
+                        None => self.params.push((k, v)),
+                    }
+                }
+            }
+            tag::ERROR_RESPONSE => {
+                let severity = helios_wire::ErrorFields::parse(&frame[5..]).severity;
+                if severity == "FATAL" || severity == "PANIC" {
+                    *self.fatal_seen = true;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+const CLIENT_INTERCEPT: TagSet = TagSet::empty().with(tag::TERMINATE);
+const UPSTREAM_INSPECT: TagSet = TagSet::empty()
+    .with(tag::READY_FOR_QUERY)
+    .with(tag::PARAMETER_STATUS)
+    .with(tag::ERROR_RESPONSE);
+
+/// One direction's buffer and scanner.
+struct Pipe {
+    buf: BytesMut,
+    scan: FrameScanner,
+    /// Written bytes that may sit in a TLS buffer until flushed.
+    unflushed: bool,
+    eof: bool,
+}
+
+impl Pipe {
+    /// Read only while the other side keeps up, unless nothing can be
+    /// written until more arrives (an inspected frame still incomplete).
+    fn wants_read(&self) -> bool {
+        !self.eof && (self.buf.len() < HIGH_WATER || self.scan.ready() == 0)
+    }
+}
+
+pub struct Relay<'a> {
+    client: &'a mut ClientStream,
+    up: &'a mut UpstreamConn,
+    c2u: Pipe,
+    u2c_scan: FrameScanner,
+    u2c_unflushed: bool,
+    u2c_eof: bool,
+    /// The upstream sent a FATAL error (it closes next; the client knows why).
+    fatal_seen: bool,
+    pub state: SessionState,
+}
+
+impl<'a> Relay<'a> {
+    pub fn new(client: &'a mut ClientStream, up: &'a mut UpstreamConn, max_message: usize) -> Self {
+        Relay {
+            client,
+            up,
+            c2u: Pipe {
+                buf: BytesMut::with_capacity(READ_CHUNK),
+                scan: FrameScanner::frontend(max_message, TagSet::empty(), CLIENT_INTERCEPT),
+                unflushed: false,
+                eof: false,
+            },
+            u2c_scan: FrameScanner::backend(UPSTREAM_INSPECT, TagSet::empty()),
+            u2c_unflushed: false,
+            u2c_eof: false,
+            fatal_seen: false,
+            state: SessionState { in_flight: 0 },
+        }
+    }
+
+    /// Relay until one side ends the session.
+    pub async fn run(&mut self) -> RelayEnd {
+        // Bytes the upstream sent during Helios's own exchanges go first.
+        if !self.up.rbuf.is_empty() {
+            if let Err(end) = self.scan_upstream() {
+                return end;
+            }
+        }
+        poll_fn(|cx| self.poll_relay(cx)).await
+    }
+
+    /// Whether both directions stopped between messages with nothing buffered:
+    /// the client may safely be sent a message of Helios's own.
+    pub fn at_message_boundary(&self) -> bool {
+        self.u2c_scan.at_boundary(self.up.rbuf.len())
+    }
+
+    fn scan_upstream(&mut self) -> Result<(), RelayEnd> {
+        let mut v = FromUpstream {
+            in_flight: &mut self.state.in_flight,
+            conn_status: &mut self.up.status,
+            params: &mut self.up.params,
+            fatal_seen: &mut self.fatal_seen,
+        };
+        match self.u2c_scan.scan(&self.up.rbuf, &mut v) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(RelayEnd::UpstreamFailed(io::Error::new(
+                io::ErrorKind::InvalidData,
+                e,
+            ))),
+        }
+    }
+
+    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
+        loop {
+            let mut progress = false;
+
+            // Upstream -> client.
+            if !self.u2c_eof
+                && (self.up.rbuf.len() < HIGH_WATER || self.u2c_scan.ready() == 0)
+            {
+                if self.up.rbuf.capacity() - self.up.rbuf.len() < READ_CHUNK / 4 {
+                    self.up.rbuf.reserve(READ_CHUNK);
+                }
+                match poll_read_buf(Pin::new(&mut self.up.stream), cx, &mut self.up.rbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        self.u2c_eof = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        progress = true;
+                        if let Err(end) = self.scan_upstream() {
+                            return Poll::Ready(end);
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::UpstreamFailed(e)),
+                    Poll::Pending => {}
+                }
+            }
+            match poll_forward(
+                cx,
+                &mut self.up.rbuf,
+                &mut self.u2c_scan,
+                self.client,
+                &mut self.u2c_unflushed,
+            ) {
+                Poll::Ready(Ok(true)) => progress = true,
+                Poll::Ready(Ok(false)) | Poll::Pending => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientFailed(e)),
+            }
+            if self.u2c_eof && self.u2c_scan.ready() == 0 {
+                return Poll::Ready(RelayEnd::UpstreamClosed);
+            }
+
+            // Client -> upstream.
+            if self.c2u.wants_read() && !self.c2u.scan.is_parked() {
+                if self.c2u.buf.capacity() - self.c2u.buf.len() < READ_CHUNK / 4 {
+                    self.c2u.buf.reserve(READ_CHUNK);
+                }
+                match poll_read_buf(Pin::new(&mut *self.client), cx, &mut self.c2u.buf) {
+                    Poll::Ready(Ok(0)) => {
+                        self.c2u.eof = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        progress = true;
+                        let mut v = FromClient {
+                            in_flight: &mut self.state.in_flight,
+                        };
+                        match self.c2u.scan.scan(&self.c2u.buf, &mut v) {
+                            Ok(Scan::NeedMore) | Ok(Scan::Intercept { .. }) => {}
+                            Err(e) => return Poll::Ready(RelayEnd::ClientProtocol(e)),
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientFailed(e)),
+                    Poll::Pending => {}
+                }
+            }
+            match poll_forward(
+                cx,
+                &mut self.c2u.buf,
+                &mut self.c2u.scan,
+                &mut self.up.stream,
+                &mut self.c2u.unflushed,
+            ) {
+                Poll::Ready(Ok(true)) => progress = true,
+                Poll::Ready(Ok(false)) | Poll::Pending => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::UpstreamFailed(e)),
+            }
+            if self.c2u.scan.ready() == 0 && !self.c2u.unflushed {
+                if self.c2u.scan.is_parked() {
+                    return Poll::Ready(RelayEnd::Terminate);
+                }
+                if self.c2u.eof {
+                    return Poll::Ready(RelayEnd::ClientClosed);
+                }
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// After the relay ended: forward what is still cleared for the client
+    /// (used before Helios adds a final error of its own).
+    pub async fn drain_to_client(&mut self) -> io::Result<()> {
+        poll_fn(|cx| {
+            while self.u2c_scan.ready() > 0 || self.u2c_unflushed {
+                ready!(poll_forward(
+                    cx,
+                    &mut self.up.rbuf,
+                    &mut self.u2c_scan,
+                    self.client,
+                    &mut self.u2c_unflushed,
+                ))?;
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Whether the upstream explained its going away with a FATAL error.
+    pub fn upstream_reported_fatal(&self) -> bool {
+        self.fatal_seen
+    }
+
+    /// Write a message of Helios's own (only at a message boundary).
+    pub async fn write_to_client(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        debug_assert!(self.at_message_boundary());
+        self.client.write_all(bytes).await?;
+        self.client.flush().await
+    }
+
+    /// Whether Helios may reuse the upstream connection after this session.
+    pub fn upstream_is_clean(&self) -> bool {
+        let client_side_whole =
+            self.c2u.scan.is_parked() || self.c2u.scan.at_boundary(self.c2u.buf.len());
+        client_side_whole
+            && self.state.in_flight == 0
+            && self.up.status == TransactionStatus::Idle
+            && self.u2c_scan.at_boundary(self.up.rbuf.len())
+            && self.up.rbuf.is_empty()
+    }
+}
+
+/// Write cleared bytes from `buf` to `out`, then flush if the stream buffers.
+/// `Ok(true)` when something moved.
+fn poll_forward<W: AsyncWrite + Unpin + NeedsFlush>(
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    scan: &mut FrameScanner,
+    out: &mut W,
+    unflushed: &mut bool,
+) -> Poll<io::Result<bool>> {
+    let ready = scan.ready();
+    if ready > 0 {
+        let n = ready!(Pin::new(&mut *out).poll_write(cx, &buf[..ready]))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        buf.advance(n);
+        scan.advance(n);
+        *unflushed = out.needs_flush();
+        return Poll::Ready(Ok(true));
+    }
+    if *unflushed {
+        ready!(Pin::new(&mut *out).poll_flush(cx))?;
+        *unflushed = false;
+        return Poll::Ready(Ok(true));
+    }
+    Poll::Ready(Ok(false))
+}
+
+/// Streams that may hold written bytes back until flushed (TLS).
+pub trait NeedsFlush {
+    fn needs_flush(&self) -> bool;
+}
+
+impl NeedsFlush for ClientStream {
+    #[inline]
+    fn needs_flush(&self) -> bool {
+        ClientStream::needs_flush(self)
+    }
+}
+
+impl NeedsFlush for helios_wire::UpstreamStream {
+    #[inline]
+    fn needs_flush(&self) -> bool {
+        helios_wire::UpstreamStream::needs_flush(self)
+    }
+}

@@ -1,0 +1,230 @@
+//! The upstream PostgreSQL server: where it is ([`UpstreamTarget`]), one
+//! logged-in connection to it ([`UpstreamConn`]), and the session pool of
+//! such connections ([`Pool`]).
+
+mod conn;
+mod pool;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use helios_wire::tls::{self, Verify};
+use helios_wire::{ErrorFields, Frame, PgError, SqlState, UpstreamKey};
+use tokio_postgres::config::Host;
+
+pub use conn::{send_cancel, UpstreamConn};
+pub use pool::{Login, Pool, PoolKey, PoolStats, PooledConn};
+
+use crate::config::{UpstreamConfig, UpstreamTlsMode};
+
+/// One address the upstream may be reached at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp { host: String, port: u16 },
+    /// The socket file itself (`<dir>/.s.PGSQL.<port>`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Endpoint::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Endpoint::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Everything needed to open a connection to the upstream.
+pub struct UpstreamTarget {
+    /// Tried in order, as libpq tries a host list.
+    pub endpoints: Vec<Endpoint>,
+    pub tls_mode: UpstreamTlsMode,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    pub connect_timeout: Duration,
+    pub connect_retries: u32,
+    /// Helios's own login (the URL's user, password, database).
+    pub service_user: Option<String>,
+    pub service_password: Option<String>,
+    pub service_database: Option<String>,
+}
+
+impl fmt::Debug for UpstreamTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamTarget")
+            .field("endpoints", &self.endpoints)
+            .field("tls_mode", &self.tls_mode)
+            .field("service_user", &self.service_user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamTarget {
+    /// Parse the upstream URL (or libpq key/value string) with the rest of `[upstream]`.
+    pub fn from_config(url: &str, cfg: &UpstreamConfig) -> Result<Self, String> {
+        // libpq's verify-ca / verify-full are not tokio-postgres sslmode values;
+        // take them out of the URL and apply them here.
+        let mut url_mode = None;
+        let mut cleaned = url.to_string();
+        for (text, mode) in [
+            ("sslmode=verify-full", UpstreamTlsMode::VerifyFull),
+            ("sslmode=verify-ca", UpstreamTlsMode::VerifyCa),
+        ] {
+            if cleaned.contains(text) {
+                url_mode = Some(mode);
+                cleaned = cleaned.replace(text, "sslmode=require");
+            }
+        }
+        let pg = tokio_postgres::Config::from_str(&cleaned)
+            .map_err(|e| format!("cannot parse \"{}\": {e}", crate::config::redact_url(url)))?;
+        let url_mode = url_mode.or_else(|| {
+            url.contains("sslmode=").then(|| match pg.get_ssl_mode() {
+                tokio_postgres::config::SslMode::Disable => UpstreamTlsMode::Disable,
+                tokio_postgres::config::SslMode::Require => UpstreamTlsMode::Require,
+                _ => UpstreamTlsMode::Prefer,
+            })
+        });
+        let tls_mode = cfg.tls.or(url_mode).unwrap_or_default();
+
+        let ports = pg.get_ports();
+        let port_for = |i: usize| match ports.len() {
+            0 => Ok(5432),
+            1 => Ok(ports[0]),
+            n if i < n => Ok(ports[i]),
+            _ => Err("give one port, or one port per host".to_string()),
+        };
+        let mut endpoints = Vec::new();
+        for (i, host) in pg.get_hosts().iter().enumerate() {
+            let port = port_for(i)?;
+            endpoints.push(match host {
+                Host::Tcp(h) => Endpoint::Tcp {
+                    host: h.clone(),
+                    port,
+                },
+                Host::Unix(dir) => Endpoint::Unix(dir.join(format!(".s.PGSQL.{port}"))),
+            });
+        }
+        if endpoints.is_empty() {
+            return Err("no host given (postgres://host:port/...)".into());
+        }
+        let tls_config = match tls_mode {
+            UpstreamTlsMode::Disable => None,
+            mode => {
+                let verify = match mode {
+                    UpstreamTlsMode::VerifyFull => Verify::Full,
+                    UpstreamTlsMode::VerifyCa => Verify::Ca,
+                    _ => Verify::None,
+                };
+                Some(
+                    tls::client_config(verify, cfg.tls_ca_file.as_deref())
+                        .map_err(|e| format!("upstream TLS: {e}"))?,
+                )
+            }
+        };
+        Ok(UpstreamTarget {
+            endpoints,
+            tls_mode,
+            tls_config,
+            connect_timeout: *pg.get_connect_timeout().unwrap_or(&cfg.connect_timeout),
+            connect_retries: cfg.connect_retries,
+            service_user: pg.get_user().map(str::to_string),
+            service_password: pg
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            service_database: pg.get_dbname().map(str::to_string),
+        })
+    }
+
+    /// A short name for messages: the first endpoint (and how many more).
+    pub fn describe(&self) -> String {
+        match self.endpoints.len() {
+            1 => self.endpoints[0].to_string(),
+            n => format!("{} (+{} more)", self.endpoints[0], n - 1),
+        }
+    }
+}
+
+/// Where a client's cancel request goes: the upstream connection it is using.
+#[derive(Debug, Clone)]
+pub struct CancelTarget {
+    pub endpoint: Endpoint,
+    pub tls: bool,
+    pub key: UpstreamKey,
+}
+
+/// Why Helios could not get a logged-in upstream connection.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nothing answered, or the transport failed (before anything was sent,
+    /// or TLS).
+    Unreachable { upstream: String, reason: String },
+    /// The upstream refused the login with an error of its own, passed on as is.
+    Rejected { frame: Frame, fields: ErrorFields },
+    /// Helios could not answer the upstream's authentication request.
+    Auth {
+        upstream: String,
+        reason: helios_wire::auth::upstream::UpstreamAuthError,
+    },
+    /// The upstream broke the protocol or hung up during login.
+    Broken { upstream: String, reason: String },
+    /// Every connection the pool allows for this database and user is in use.
+    PoolTimeout {
+        database: String,
+        user: String,
+        max_size: usize,
+        waited: Duration,
+    },
+}
+
+impl ConnectError {
+    /// The error the client sees, except for [`ConnectError::Rejected`],
+    /// whose upstream frame goes to the client unchanged.
+    pub fn to_pg_error(&self) -> PgError {
+        match self {
+            ConnectError::Unreachable { upstream, reason } => PgError::fatal(
+                SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                format!("could not connect to upstream {upstream}: {reason}"),
+            )
+            .with_hint("Check that the upstream PostgreSQL is running and that [upstream] url points at it."),
+            ConnectError::Rejected { fields, .. } => PgError::fatal(
+                SqlState::new(fields.code.clone()),
+                fields.message.clone(),
+            ),
+            ConnectError::Auth { upstream, reason } => {
+                let code = match reason {
+                    helios_wire::auth::upstream::UpstreamAuthError::NoPassword { .. } => {
+                        SqlState::INVALID_PASSWORD
+                    }
+                    _ => SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                };
+                PgError::fatal(code, format!("login to upstream {upstream} failed: {reason}"))
+            }
+            ConnectError::Broken { upstream, reason } => PgError::fatal(
+                SqlState::CONNECTION_FAILURE,
+                format!("upstream {upstream} failed during login: {reason}"),
+            ),
+            ConnectError::PoolTimeout {
+                database,
+                user,
+                max_size,
+                waited,
+            } => PgError::fatal(
+                SqlState::TOO_MANY_CONNECTIONS,
+                format!(
+                    "no upstream connection for database \"{database}\", user \"{user}\": all {max_size} are in use (waited {})",
+                    humantime::format_duration(*waited)
+                ),
+            )
+            .with_hint("Raise pool.max_size, or pool.acquire_timeout to wait longer."),
+        }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_pg_error().message)
+    }
+}

@@ -1,0 +1,311 @@
+//! Session pooling: a client owns one upstream connection for its whole
+//! session; when it leaves, the connection is reset and kept for the next
+//! client of the same database and user.
+//!
+//! Per (database, user) there is a semaphore of `max_size` permits; every
+//! upstream connection, in use or idle, holds one. A connection is reused only
+//! by a client with the very same startup parameters (so that `RESET ALL`
+//! inside the reset query restores exactly what a fresh connection would
+//! have) and, with password passthrough, the same password.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use helios_wire::{StartupParams, TransactionStatus};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::{ConnectError, UpstreamConn, UpstreamTarget};
+use crate::config::PoolConfig;
+
+/// The pool a connection belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub database: String,
+    pub user: String,
+}
+
+/// How a client logs into the upstream.
+pub struct Login {
+    /// The startup parameters sent upstream (user, database, and the rest).
+    pub params: StartupParams,
+    pub password: Option<String>,
+    /// Whether the password came from the client (passthrough): then a pooled
+    /// connection is only reused for the same password.
+    pub password_from_client: bool,
+}
+
+/// Password fingerprint: a keyed hash, so the pool never keeps passwords.
+type PasswordTag = [u8; 32];
+
+struct Idle {
+    conn: UpstreamConn,
+    permit: OwnedSemaphorePermit,
+    password_tag: Option<PasswordTag>,
+    since: Instant,
+}
+
+struct Shard {
+    permits: Arc<Semaphore>,
+    /// Oldest first; reuse takes the newest so that the rest age out.
+    idle: VecDeque<Idle>,
+    /// Woken when a connection goes idle, for clients waiting on a full pool.
+    returned: Arc<Notify>,
+}
+
+/// An upstream connection checked out by a client.
+pub struct PooledConn {
+    pub conn: UpstreamConn,
+    pub key: PoolKey,
+    permit: OwnedSemaphorePermit,
+    password_tag: Option<PasswordTag>,
+    /// Whether it came from the pool rather than a fresh login.
+    pub reused: bool,
+}
+
+/// Counts for an operator.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    pub idle: usize,
+    pub in_use: usize,
+}
+
+pub struct Pool {
+    target: Arc<UpstreamTarget>,
+    cfg: PoolConfig,
+    shards: Mutex<HashMap<PoolKey, Shard>>,
+    tag_key: [u8; 32],
+}
+
+impl Pool {
+    pub fn new(target: Arc<UpstreamTarget>, cfg: PoolConfig) -> Self {
+        Pool {
+            target,
+            cfg,
+            shards: Mutex::new(HashMap::new()),
+            tag_key: rand::random(),
+        }
+    }
+
+    pub fn target(&self) -> &Arc<UpstreamTarget> {
+        &self.target
+    }
+
+    fn password_tag(&self, login: &Login) -> Option<PasswordTag> {
+        let pw = login.password.as_ref().filter(|_| login.password_from_client)?;
+        let mut h = Sha256::new();
+        h.update(self.tag_key);
+        h.update(pw.as_bytes());
+        Some(h.finalize().into())
+    }
+
+    /// A logged-in connection for `login`: a pooled one if one fits, else a
+    /// new one, waiting up to `acquire_timeout` when the pool is full.
+    pub async fn acquire(&self, key: PoolKey, login: &Login) -> Result<PooledConn, ConnectError> {
+        let tag = self.password_tag(login);
+        let deadline = Instant::now() + self.cfg.acquire_timeout;
+        loop {
+            // 1. A matching idle connection.
+            let (found, permits, returned) = self.take_idle(&key, &login.params, tag);
+            if let Some(idle) = found {
+                if let Some(pooled) = self.check(idle, &key).await {
+                    return Ok(pooled);
+                }
+                continue;
+            }
+            // 2. Room for a new connection, making room by closing an idle
+            //    connection of other startup parameters if the pool is full.
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    if let Some(victim) = self.evict_other(&key, &login.params, tag) {
+                        tokio::spawn(victim.conn.terminate());
+                        drop(victim.permit);
+                        continue;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(self.pool_timeout(&key));
+                    }
+                    // Wait for a permit, or for a connection to come back idle.
+                    tokio::select! {
+                        p = permits.clone().acquire_owned() => p.expect("pool semaphores are never closed"),
+                        _ = returned.notified() => continue,
+                        _ = tokio::time::sleep(deadline - now) => return Err(self.pool_timeout(&key)),
+                    }
+                }
+            };
+            let conn =
+                UpstreamConn::connect(&self.target, &login.params, login.password.as_deref())
+                    .await?;
+            tracing::debug!(conn = conn.id, pid = conn.key.pid, "new upstream connection");
+            return Ok(PooledConn {
+                conn,
+                key,
+                permit,
+                password_tag: tag,
+                reused: false,
+            });
+        }
+    }
+
+    fn pool_timeout(&self, key: &PoolKey) -> ConnectError {
+        ConnectError::PoolTimeout {
+            database: key.database.clone(),
+            user: key.user.clone(),
+            max_size: self.cfg.max_size,
+            waited: self.cfg.acquire_timeout,
+        }
+    }
+
+    fn take_idle(
+        &self,
+        key: &PoolKey,
+        params: &StartupParams,
+        tag: Option<PasswordTag>,
+    ) -> (Option<Idle>, Arc<Semaphore>, Arc<Notify>) {
+        let mut shards = self.shards.lock().unwrap();
+        let shard = shards.entry(key.clone()).or_insert_with(|| Shard {
+            permits: Arc::new(Semaphore::new(self.cfg.max_size)),
+            idle: VecDeque::new(),
+            returned: Arc::new(Notify::new()),
+        });
+        let pos = shard
+            .idle
+            .iter()
+            .rposition(|i| i.conn.startup == *params && i.password_tag == tag);
+        let found = pos.and_then(|p| shard.idle.remove(p));
+        (found, shard.permits.clone(), shard.returned.clone())
+    }
+
+    fn evict_other(
+        &self,
+        key: &PoolKey,
+        params: &StartupParams,
+        tag: Option<PasswordTag>,
+    ) -> Option<Idle> {
+        let mut shards = self.shards.lock().unwrap();
+        let shard = shards.get_mut(key)?;
+        let pos = shard
+            .idle
+            .iter()
+            .position(|i| i.conn.startup != *params || i.password_tag != tag)?;
+        shard.idle.remove(pos)
+    }
+
+    /// Make sure an idle connection is still good before handing it out.
+    async fn check(&self, mut idle: Idle, key: &PoolKey) -> Option<PooledConn> {
+        let too_old = idle.conn.created.elapsed() >= self.cfg.max_lifetime;
+        if too_old || !idle.conn.is_quiet() {
+            tracing::debug!(conn = idle.conn.id, too_old, "dropping pooled connection");
+            tokio::spawn(idle.conn.terminate());
+            return None;
+        }
+        if idle.since.elapsed() >= self.cfg.check_after_idle {
+            if let Err(e) = idle
+                .conn
+                .run_control_query("", self.target.connect_timeout)
+                .await
+            {
+                tracing::info!(conn = idle.conn.id, error = %e, "pooled connection failed its health check");
+                return None;
+            }
+        }
+        Some(PooledConn {
+            conn: idle.conn,
+            key: key.clone(),
+            permit: idle.permit,
+            password_tag: idle.password_tag,
+            reused: true,
+        })
+    }
+
+    /// A client is done with its connection. If `reusable` (the session left
+    /// it idle, with nothing in flight) it is reset and kept; else closed.
+    pub async fn release(&self, mut pooled: PooledConn, reusable: bool) {
+        let keep = reusable
+            && pooled.conn.status == TransactionStatus::Idle
+            && pooled.conn.rbuf.is_empty()
+            && pooled.conn.created.elapsed() < self.cfg.max_lifetime;
+        if !keep {
+            tracing::debug!(conn = pooled.conn.id, "closing upstream connection");
+            pooled.conn.terminate().await;
+            return;
+        }
+        if !self.cfg.reset_query.is_empty() {
+            if let Err(e) = pooled
+                .conn
+                .run_control_query(&self.cfg.reset_query, self.target.connect_timeout)
+                .await
+            {
+                tracing::info!(conn = pooled.conn.id, error = %e, "reset failed; closing upstream connection");
+                return;
+            }
+        }
+        let mut shards = self.shards.lock().unwrap();
+        if let Some(shard) = shards.get_mut(&pooled.key) {
+            shard.idle.push_back(Idle {
+                conn: pooled.conn,
+                permit: pooled.permit,
+                password_tag: pooled.password_tag,
+                since: Instant::now(),
+            });
+            shard.returned.notify_one();
+        }
+    }
+
+    /// Close idle connections past `idle_timeout` or `max_lifetime`, and
+    /// forget empty pools. Called periodically.
+    pub fn reap(&self) {
+        let mut expired = Vec::new();
+        {
+            let mut shards = self.shards.lock().unwrap();
+            for shard in shards.values_mut() {
+                let mut i = 0;
+                while i < shard.idle.len() {
+                    let idle = &shard.idle[i];
+                    if idle.since.elapsed() >= self.cfg.idle_timeout
+                        || idle.conn.created.elapsed() >= self.cfg.max_lifetime
+                    {
+                        expired.extend(shard.idle.remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            let max = self.cfg.max_size;
+            shards.retain(|_, s| !s.idle.is_empty() || s.permits.available_permits() < max);
+        }
+        for idle in expired {
+            tracing::debug!(conn = idle.conn.id, "closing idle upstream connection");
+            tokio::spawn(idle.conn.terminate());
+        }
+    }
+
+    /// How often [`Pool::reap`] should run.
+    pub fn reap_interval(&self) -> Duration {
+        (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let shards = self.shards.lock().unwrap();
+        let mut s = PoolStats::default();
+        for shard in shards.values() {
+            s.idle += shard.idle.len();
+            s.in_use += self.cfg.max_size - shard.permits.available_permits() - shard.idle.len();
+        }
+        s
+    }
+
+    /// Close every idle connection (shutdown).
+    pub async fn close_idle(&self) {
+        let all: Vec<Idle> = {
+            let mut shards = self.shards.lock().unwrap();
+            shards.values_mut().flat_map(|s| s.idle.drain(..)).collect()
+        };
+        for idle in all {
+            idle.conn.terminate().await;
+        }
+    }
+}
