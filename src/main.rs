@@ -31,11 +31,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .load_config(None)
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     helios::logging::init(&config.log)?;
-    let runtime = helios::server::runtime(config.server.worker_threads)?;
-    runtime.block_on(async {
-        let server = helios::server::Server::new(config)?;
-        server.run(shutdown_signal()).await
-    })
+    let server = helios::server::Server::new(config)?;
+    server.serve(shutdown_signal())
 }
 
 /// SIGINT or SIGTERM.

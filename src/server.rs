@@ -77,8 +77,8 @@ impl Server {
         let tls = match (&config.tls.cert_file, &config.tls.key_file) {
             (Some(cert), Some(key)) => {
                 let server_config = helios_wire::tls::server_config(cert, key)?;
-                let certificate_pem = std::fs::read(cert)
-                    .with_context(|| format!("reading {}", cert.display()))?;
+                let certificate_pem =
+                    std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
                 Some(ServerTls {
                     acceptor: TlsAcceptor::from(server_config),
                     certificate_pem,
@@ -93,7 +93,9 @@ impl Server {
             .map(|u| {
                 let credential = match (&u.password, &u.secret) {
                     (Some(p), _) => Some(Credential::from_password(p)),
-                    (None, Some(s)) => Some(Credential::from_stored(s).map_err(anyhow::Error::msg)?),
+                    (None, Some(s)) => {
+                        Some(Credential::from_stored(s).map_err(anyhow::Error::msg)?)
+                    }
                     (None, None) => None,
                 };
                 let upstream_password = u.upstream_password.clone().or_else(|| u.password.clone());
@@ -127,7 +129,11 @@ impl Server {
 
     /// The password Helios uses upstream for `user`, when the client did not give one.
     pub fn upstream_password(&self, user: &str) -> Option<String> {
-        if let Some(p) = self.users.get(user).and_then(|u| u.upstream_password.clone()) {
+        if let Some(p) = self
+            .users
+            .get(user)
+            .and_then(|u| u.upstream_password.clone())
+        {
             return Some(p);
         }
         let target = self.pool.target();
@@ -149,91 +155,157 @@ impl Server {
         self.clients.load(Ordering::Acquire)
     }
 
-    /// Accept clients until `shutdown` resolves, then wait (up to
-    /// `server.shutdown_timeout`) for the sessions to end.
-    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let listen = self.config.server.listen;
-        let tcp = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let (unix, unix_path) = match &self.config.server.unix_socket_dir {
-            Some(dir) => {
-                let (l, p) = bind_unix(dir, listen.port())?;
-                (Some(l), Some(p))
-            }
-            None => (None, None),
+    /// Serve clients on this thread (and `server.worker_threads - 1` more)
+    /// until `shutdown` resolves, then wait up to `server.shutdown_timeout`
+    /// for the sessions to end.
+    ///
+    /// Each thread runs its own single-threaded event loop with its own
+    /// listening socket (`SO_REUSEPORT` spreads connections over them): a
+    /// session lives on one loop from start to end, so relaying never needs
+    /// a cross-thread wakeup, and one loop being descheduled does not stall
+    /// the sessions of the others.
+    pub fn serve<F>(self: Arc<Self>, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()>,
+    {
+        let loops = match self.config.server.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         };
+        let reuse_port = loops > 1;
+        let mut listen = self.config.server.listen;
+
+        // Bind everything before serving anything, so errors surface at once.
+        let first = event_loop()?;
+        let tcp = first
+            .block_on(async { bind_tcp(listen, reuse_port) })
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        listen = tcp.local_addr()?;
+        let unix = match &self.config.server.unix_socket_dir {
+            Some(dir) => Some(first.block_on(async { bind_unix(dir, listen.port()) })?),
+            None => None,
+        };
+        let mut others = Vec::new();
+        for _ in 1..loops {
+            let rt = event_loop()?;
+            let l = rt
+                .block_on(async { bind_tcp(listen, true) })
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            others.push((rt, l));
+        }
         tracing::info!(
-            listen = %tcp.local_addr()?,
-            unix = ?unix_path.as_ref().map(|p| p.display().to_string()),
+            %listen,
+            unix = ?unix.as_ref().map(|(_, p)| p.display().to_string()),
             upstream = %self.pool.target().describe(),
             auth = self.config.auth.method.as_str(),
             tls = self.tls.is_some(),
+            loops,
             "Helios is ready; connect with: psql -h {} -p {} -U <user> <database>",
             listen.ip(),
             listen.port(),
         );
 
-        let reaper = {
-            let server = self.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(server.pool.reap_interval());
-                loop {
-                    tick.tick().await;
-                    server.pool.reap();
-                }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let threads = others
+            .into_iter()
+            .enumerate()
+            .map(|(i, (rt, listener))| {
+                let server = self.clone();
+                let stop = stop_rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("helios-loop-{}", i + 1))
+                    .spawn(move || rt.block_on(server.event_loop_main(listener, None, stop)))
             })
-        };
+            .collect::<Result<Vec<_>, _>>()?;
 
-        let accept_tcp = {
-            let server = self.clone();
-            async move {
-                loop {
-                    match tcp.accept().await {
-                        Ok((sock, peer)) => {
-                            let _ = sock.set_nodelay(true);
-                            server.clone().spawn_session(ClientStream::Tcp(sock), peer.to_string());
-                        }
-                        Err(e) => accept_error(e).await,
+        let unix_path = unix.as_ref().map(|(_, p)| p.clone());
+        first.block_on(async {
+            let reaper = {
+                let server = self.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(server.pool.reap_interval());
+                    loop {
+                        tick.tick().await;
+                        server.pool.reap();
                     }
+                })
+            };
+            let main_loop = self
+                .clone()
+                .event_loop_main(tcp, unix.map(|(l, _)| l), stop_rx);
+            tokio::pin!(main_loop);
+            tokio::select! {
+                _ = &mut main_loop => {}
+                _ = shutdown => {
+                    let _ = stop_tx.send(true);
+                    main_loop.await;
+                }
+            }
+            reaper.abort();
+            self.pool.close_idle().await;
+        });
+        for t in threads {
+            let _ = t.join();
+        }
+        if let Some(path) = unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::info!(clients_left = self.client_count(), "Helios stopped");
+        Ok(())
+    }
+
+    /// One event loop: accept until told to stop, then keep the loop (and
+    /// its sessions) running until every client has left or the shutdown
+    /// timeout passes.
+    async fn event_loop_main(
+        self: Arc<Self>,
+        tcp: TcpListener,
+        unix: Option<UnixListener>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let accept_tcp = async {
+            loop {
+                match tcp.accept().await {
+                    Ok((sock, peer)) => {
+                        let _ = sock.set_nodelay(true);
+                        self.clone()
+                            .spawn_session(ClientStream::Tcp(sock), peer.to_string());
+                    }
+                    Err(e) => accept_error(e).await,
                 }
             }
         };
-        let accept_unix = {
-            let server = self.clone();
-            async move {
-                let Some(listener) = &unix else {
-                    return std::future::pending().await;
-                };
-                loop {
-                    match listener.accept().await {
-                        Ok((sock, _)) => server.clone().spawn_session(ClientStream::Unix(sock), "[local]".into()),
-                        Err(e) => accept_error(e).await,
-                    }
+        let accept_unix = async {
+            let Some(listener) = &unix else {
+                return std::future::pending().await;
+            };
+            loop {
+                match listener.accept().await {
+                    Ok((sock, _)) => self
+                        .clone()
+                        .spawn_session(ClientStream::Unix(sock), "[local]".into()),
+                    Err(e) => accept_error(e).await,
                 }
             }
         };
         tokio::select! {
             _ = accept_tcp => {}
             _ = accept_unix => {}
-            _ = shutdown => {}
+            _ = stop.wait_for(|stop| *stop) => {}
         }
-        reaper.abort();
-        if let Some(path) = &unix_path {
-            let _ = std::fs::remove_file(path);
-        }
-
+        drop(tcp);
+        drop(unix);
         let deadline = Instant::now() + self.config.server.shutdown_timeout;
         let open = self.client_count();
         if open > 0 {
-            tracing::info!(clients = open, "shutting down: waiting for clients to disconnect");
+            tracing::info!(
+                clients = open,
+                "shutting down: waiting for clients to disconnect"
+            );
         }
         while self.client_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.pool.close_idle().await;
-        tracing::info!(clients_left = self.client_count(), "Helios stopped");
-        Ok(())
     }
 
     fn spawn_session(self: Arc<Self>, stream: ClientStream, peer: String) {
@@ -242,21 +314,26 @@ impl Server {
     }
 }
 
-/// The tokio runtime for `server.worker_threads`: one event loop on the
-/// calling thread for 1 (no cross-thread wakeups: the cheapest way to relay
-/// when the proxy shares a small machine with its clients and server), else
-/// that many workers (0: one per CPU).
-pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    if worker_threads == 1 {
-        return tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
+/// A single-threaded tokio runtime: one event loop.
+fn event_loop() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// A listening TCP socket; with `reuse_port`, one of several sharing the address.
+fn bind_tcp(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if worker_threads > 1 {
-        builder.worker_threads(worker_threads);
-    }
-    builder.enable_all().build()
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Bind `<dir>/.s.PGSQL.<port>`, replacing a stale socket file.
@@ -266,9 +343,11 @@ fn bind_unix(dir: &std::path::Path, port: u16) -> anyhow::Result<(UnixListener, 
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
             bail!("{} is in use by another server", path.display());
         }
-        std::fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing stale {}", path.display()))?;
     }
-    let listener = UnixListener::bind(&path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?;
     Ok((listener, path))

@@ -100,13 +100,16 @@ pub fn apply_overrides(root: &mut Value, vars: &[(String, String)]) -> Result<()
         let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
         let dotted = keys.join(".");
         if keys.iter().any(|k| k.is_empty()) {
-            return Err(ConfigError::invalid(&dotted, format!("malformed override variable {name}")));
+            return Err(ConfigError::invalid(
+                &dotted,
+                format!("malformed override variable {name}"),
+            ));
         }
         let mut node = &mut *root;
         for key in &keys[..keys.len() - 1] {
-            let table = node
-                .as_table_mut()
-                .ok_or_else(|| ConfigError::invalid(&dotted, format!("{name} does not name a key")))?;
+            let table = node.as_table_mut().ok_or_else(|| {
+                ConfigError::invalid(&dotted, format!("{name} does not name a key"))
+            })?;
             node = table
                 .entry(key.clone())
                 .or_insert_with(|| Value::Table(Default::default()));
@@ -141,7 +144,9 @@ mod tests {
     use super::*;
 
     fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

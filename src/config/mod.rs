@@ -78,7 +78,15 @@ impl Config {
             let key = e.path().to_string();
             ConfigError::Invalid {
                 key: if key == "." { "config".into() } else { key },
-                message: e.into_inner().to_string(),
+                // toml's message ends with its own "in `key`" line; the key
+                // is already in front.
+                message: e
+                    .into_inner()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
             }
         })?;
         config.validate()?;

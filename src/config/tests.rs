@@ -41,7 +41,9 @@ fn bad_values_are_errors_naming_the_key() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("server.listen"), "{e}");
-    let e = load("[auth]\nmethod = \"md5\"\n", &[]).unwrap_err().to_string();
+    let e = load("[auth]\nmethod = \"md5\"\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("auth.users"), "{e}");
     let e = load("[upstream]\nurl = \"postgres://h:notaport/db\"\n", &[])
         .unwrap_err()
@@ -51,18 +53,28 @@ fn bad_values_are_errors_naming_the_key() {
 
 #[test]
 fn environment_interpolates_and_overrides() {
-    let text = "[upstream]\nurl = \"postgres://helios:${PGPW}@db:5432/app\"\n[pool]\nmax_size = 5\n";
+    let text =
+        "[upstream]\nurl = \"postgres://helios:${PGPW}@db:5432/app\"\n[pool]\nmax_size = 5\n";
     let c = load(
         text,
-        &[("PGPW", "hunter2"), ("HELIOS_POOL__MAX_SIZE", "7"), ("HELIOS_LOG__FORMAT", "json")],
+        &[
+            ("PGPW", "hunter2"),
+            ("HELIOS_POOL__MAX_SIZE", "7"),
+            ("HELIOS_LOG__FORMAT", "json"),
+        ],
     )
     .unwrap();
-    assert_eq!(c.upstream.url.as_deref(), Some("postgres://helios:hunter2@db:5432/app"));
+    assert_eq!(
+        c.upstream.url.as_deref(),
+        Some("postgres://helios:hunter2@db:5432/app")
+    );
     assert_eq!(c.pool.max_size, 7);
     assert_eq!(c.log.format, LogFormat::Json);
     let e = load(text, &[]).unwrap_err().to_string();
     assert!(e.starts_with("upstream.url") && e.contains("PGPW"), "{e}");
-    let e = load("", &[("HELIOS_POOL__NOPE", "1")]).unwrap_err().to_string();
+    let e = load("", &[("HELIOS_POOL__NOPE", "1")])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("nope"), "{e}");
 }
 
@@ -83,5 +95,8 @@ upstream_password = "other"
         assert!(!out.contains(secret), "{secret} leaked:\n{out}");
     }
     assert!(out.contains("postgres://helios:<redacted>@db/app"), "{out}");
-    assert_eq!(redact_url("host=db password=x user=u"), "host=db password=<redacted> user=u");
+    assert_eq!(
+        redact_url("host=db password=x user=u"),
+        "host=db password=<redacted> user=u"
+    );
 }

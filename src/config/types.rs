@@ -48,8 +48,9 @@ impl Default for ServerConfig {
             unix_socket_dir: None,
             max_client_conn: 1000,
             startup_timeout: Duration::from_secs(15),
-            // PostgreSQL's own limit (PQ_LARGE_MESSAGE_LIMIT).
-            max_message_size: 0x3fff_ffff,
+            // PostgreSQL's own limit (PQ_LARGE_MESSAGE_LIMIT, 1GB - 1): a
+            // bigger message would be refused upstream anyway.
+            max_message_size: 1 << 30,
             shutdown_timeout: Duration::from_secs(30),
             worker_threads: 1,
         }
@@ -209,7 +210,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
         if s.max_client_conn == 0 {
-            return Err(ConfigError::invalid("server.max_client_conn", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "server.max_client_conn",
+                "must be at least 1",
+            ));
         }
         if s.max_message_size < 1024 {
             return Err(ConfigError::invalid(
@@ -218,18 +222,34 @@ impl Config {
             ));
         }
         if s.startup_timeout.is_zero() {
-            return Err(ConfigError::invalid("server.startup_timeout", "must be more than 0s"));
+            return Err(ConfigError::invalid(
+                "server.startup_timeout",
+                "must be more than 0s",
+            ));
         }
         match (&self.tls.cert_file, &self.tls.key_file) {
-            (Some(_), None) => return Err(ConfigError::invalid("tls.key_file", "is required with tls.cert_file")),
-            (None, Some(_)) => return Err(ConfigError::invalid("tls.cert_file", "is required with tls.key_file")),
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "tls.key_file",
+                    "is required with tls.cert_file",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "tls.cert_file",
+                    "is required with tls.key_file",
+                ))
+            }
             _ => {}
         }
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.auth.users.iter().enumerate() {
             let key = format!("auth.users[{i}]");
             if u.name.is_empty() {
-                return Err(ConfigError::invalid(&format!("{key}.name"), "must not be empty"));
+                return Err(ConfigError::invalid(
+                    &format!("{key}.name"),
+                    "must not be empty",
+                ));
             }
             if !seen.insert(u.name.as_str()) {
                 return Err(ConfigError::invalid(
@@ -255,29 +275,42 @@ impl Config {
                     ));
                 }
             }
-            if matches!(self.auth.method, AuthMethodName::Md5 | AuthMethodName::ScramSha256)
-                && u.password.is_none()
+            if matches!(
+                self.auth.method,
+                AuthMethodName::Md5 | AuthMethodName::ScramSha256
+            ) && u.password.is_none()
                 && u.secret.is_none()
             {
                 return Err(ConfigError::invalid(
                     &format!("{key}.password"),
-                    format!("auth.method = \"{}\" needs a password or secret for every user", self.auth.method.as_str()),
+                    format!(
+                        "auth.method = \"{}\" needs a password or secret for every user",
+                        self.auth.method.as_str()
+                    ),
                 ));
             }
         }
-        if matches!(self.auth.method, AuthMethodName::Md5 | AuthMethodName::ScramSha256)
-            && self.auth.users.is_empty()
+        if matches!(
+            self.auth.method,
+            AuthMethodName::Md5 | AuthMethodName::ScramSha256
+        ) && self.auth.users.is_empty()
         {
             return Err(ConfigError::invalid(
                 "auth.users",
-                format!("auth.method = \"{}\" needs at least one [[auth.users]] entry", self.auth.method.as_str()),
+                format!(
+                    "auth.method = \"{}\" needs at least one [[auth.users]] entry",
+                    self.auth.method.as_str()
+                ),
             ));
         }
         if self.pool.max_size == 0 {
             return Err(ConfigError::invalid("pool.max_size", "must be at least 1"));
         }
         if self.upstream.connect_timeout.is_zero() {
-            return Err(ConfigError::invalid("upstream.connect_timeout", "must be more than 0s"));
+            return Err(ConfigError::invalid(
+                "upstream.connect_timeout",
+                "must be more than 0s",
+            ));
         }
         if let Some(url) = &self.upstream.url {
             crate::upstream::UpstreamTarget::from_config(url, &self.upstream)
@@ -318,7 +351,9 @@ pub mod duration {
         match Raw::deserialize(d)? {
             Raw::Seconds(s) => Ok(Duration::from_secs(s)),
             Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
-                de::Error::custom(format!("invalid duration \"{t}\" ({e}); write e.g. \"500ms\", \"5s\", \"10m\""))
+                de::Error::custom(format!(
+                    "invalid duration \"{t}\" ({e}); write e.g. \"500ms\", \"5s\", \"10m\""
+                ))
             }),
         }
     }
@@ -329,7 +364,13 @@ pub mod size {
     use serde::{de, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(n: &usize, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(*n as u64)
+        let n = *n;
+        for (unit, size) in [("GB", 1usize << 30), ("MB", 1 << 20), ("kB", 1 << 10)] {
+            if n >= size && n % size == 0 {
+                return s.serialize_str(&format!("{}{unit}", n / size));
+            }
+        }
+        s.serialize_u64(n as u64)
     }
 
     pub fn parse(t: &str) -> Option<usize> {
@@ -357,7 +398,9 @@ pub mod size {
         match Raw::deserialize(d)? {
             Raw::Bytes(n) => Ok(n),
             Raw::Text(t) => parse(&t).ok_or_else(|| {
-                de::Error::custom(format!("invalid size \"{t}\"; write e.g. \"512kB\", \"64MB\", \"1GB\""))
+                de::Error::custom(format!(
+                    "invalid size \"{t}\"; write e.g. \"512kB\", \"64MB\", \"1GB\""
+                ))
             }),
         }
     }

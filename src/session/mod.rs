@@ -60,7 +60,10 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         tracing::Span::current().record("db", database.as_str());
 
         if slot.over_limit() {
-            let e = PgError::fatal(SqlState::TOO_MANY_CONNECTIONS, "sorry, too many clients already");
+            let e = PgError::fatal(
+                SqlState::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            );
             return send_error(&mut stream, &e).await;
         }
 
@@ -77,7 +80,10 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                 return send_error(&mut stream, &e).await;
             }
             Err(_) => {
-                let e = PgError::fatal(SqlState::PROTOCOL_VIOLATION, "canceling authentication due to timeout");
+                let e = PgError::fatal(
+                    SqlState::PROTOCOL_VIOLATION,
+                    "canceling authentication due to timeout",
+                );
                 return send_error(&mut stream, &e).await;
             }
         };
@@ -93,9 +99,20 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         let key = PoolKey { database, user };
         let mut pooled = match server.pool.acquire(key, &login).await {
             Ok(p) => p,
-            Err(ConnectError::Rejected { frame, fields }) => {
+            Err(ConnectError::Rejected {
+                frame,
+                fields,
+                after_auth_ok,
+            }) => {
                 tracing::info!(error = %fields, "upstream refused the login");
-                let _ = stream.write_all(&frame.to_bytes()).await;
+                // As PostgreSQL does: "database does not exist" and the like
+                // come after AuthenticationOk.
+                let mut out = BytesMut::new();
+                if after_auth_ok {
+                    messages::authentication_ok(&mut out);
+                }
+                out.extend_from_slice(&frame.to_bytes());
+                let _ = stream.write_all(&out).await;
                 let _ = stream.flush().await;
                 return;
             }
@@ -105,16 +122,20 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             }
         };
 
-        let client_key = server.cancels.issue();
-        server
-            .cancels
-            .set_target(client_key, Some(pooled.conn.cancel_target()));
-        tracing::debug!(conn = pooled.conn.id, reused = pooled.reused, "session attached");
+        let client_key = server.cancels.issue_preferring(pooled.conn.key.pid);
+        let cancel_target = pooled.conn.cancel_target();
+        let cancels_in_flight = cancel_target.in_flight.clone();
+        server.cancels.set_target(client_key, Some(cancel_target));
+        tracing::debug!(
+            conn = pooled.conn.id,
+            reused = pooled.reused,
+            "session attached"
+        );
 
         let mut reusable = false;
         if greet(&mut stream, &pooled.conn, client_key).await.is_ok() {
             let max_message = server.config.server.max_message_size;
-            let mut relay = Relay::new(&mut stream, &mut pooled.conn, max_message);
+            let mut relay = Relay::new(&mut stream, &mut pooled.conn, client_key.pid, max_message);
             let end = relay.run().await;
             tracing::debug!(?end, "session ended");
             reusable = matches!(
@@ -136,7 +157,10 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                     if !relay.upstream_reported_fatal() {
                         let err = PgError::fatal(
                             SqlState::CONNECTION_FAILURE,
-                            format!("lost the connection to upstream {}: {reason}", server.pool.target().describe()),
+                            format!(
+                                "lost the connection to upstream {}: {reason}",
+                                server.pool.target().describe()
+                            ),
                         );
                         final_error(&mut relay, &err).await;
                     }
@@ -146,6 +170,8 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             drop(relay);
         }
         server.cancels.release(client_key);
+        // Wait for cancels already on their way to this connection.
+        let _no_cancels = cancels_in_flight.write().await;
         server.pool.release(pooled, reusable).await;
     }
     .instrument(span)
@@ -184,10 +210,26 @@ async fn send_error(stream: &mut ClientStream, e: &PgError) {
 }
 
 async fn cancel(server: &Server, key: ClientKey) {
-    match server.cancels.lookup(key) {
-        Some(target) => {
-            tracing::debug!(pid = key.pid, upstream_pid = target.key.pid, "forwarding cancel");
-            if let Err(e) = crate::upstream::send_cancel(server.pool.target(), &target).await {
+    // Take the connection's cancel guard while the registry still lists the
+    // key, so the session cannot hand the connection on before we are done.
+    let found = server.cancels.lookup_with(key, |t| {
+        (t.clone(), t.in_flight.clone().try_read_owned().ok())
+    });
+    match found {
+        Some((target, _guard)) => {
+            tracing::debug!(
+                pid = key.pid,
+                upstream_pid = target.key.pid,
+                "forwarding cancel"
+            );
+            let limit = server.pool.target().connect_timeout * 2;
+            let sent = tokio::time::timeout(
+                limit,
+                crate::upstream::send_cancel(server.pool.target(), &target),
+            )
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not forward cancel request");
             }
         }

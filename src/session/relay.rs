@@ -27,6 +27,8 @@ use crate::upstream::UpstreamConn;
 
 /// Bytes a direction may hold that the other side has not taken yet.
 const HIGH_WATER: usize = 256 * 1024;
+/// A Terminate message: tag and length, no body.
+const HEADER_LEN_OF_TERMINATE: usize = 5;
 /// Room made in a buffer before each read.
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -45,23 +47,47 @@ pub enum RelayEnd {
 }
 
 /// What the relay learns about the session from the messages going by.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SessionState {
     /// Requests sent (Query, Sync, FunctionCall) whose ReadyForQuery has not come back.
     pub in_flight: u32,
+    /// Syncs the client sent since its last Execute or Query: if that
+    /// statement turns out to be a COPY FROM STDIN, PostgreSQL ignores them
+    /// (it discards Sync in copy-in mode), so they will get no ReadyForQuery.
+    syncs_since_statement: u32,
+    /// The upstream sent CopyInResponse and the client has not ended the copy.
+    copy_in: bool,
 }
 
 /// Client-to-upstream observer: counts requests that will be answered by a
 /// ReadyForQuery.
 struct FromClient<'a> {
-    in_flight: &'a mut u32,
+    state: &'a mut SessionState,
 }
 
 impl FrameVisitor for FromClient<'_> {
     #[inline]
     fn header(&mut self, t: u8, _len: usize) -> Result<(), FrameError> {
-        if matches!(t, tag::QUERY | tag::SYNC | tag::FUNCTION_CALL) {
-            *self.in_flight += 1;
+        let s = &mut *self.state;
+        match t {
+            tag::SYNC => {
+                s.in_flight += 1;
+                s.syncs_since_statement += 1;
+            }
+            tag::QUERY => {
+                s.in_flight += 1;
+                s.syncs_since_statement = 0;
+            }
+            tag::EXECUTE => s.syncs_since_statement = 0,
+            tag::FUNCTION_CALL => s.in_flight += 1,
+            // A client sends these only after CopyInResponse, so `copy_in`
+            // is already known here.
+            tag::COPY_DONE | tag::COPY_FAIL if s.copy_in => {
+                s.in_flight = s.in_flight.saturating_sub(s.syncs_since_statement);
+                s.syncs_since_statement = 0;
+                s.copy_in = false;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -69,18 +95,25 @@ impl FrameVisitor for FromClient<'_> {
 
 /// Upstream-to-client observer: transaction status and reported parameters.
 struct FromUpstream<'a> {
-    in_flight: &'a mut u32,
+    state: &'a mut SessionState,
     conn_status: &'a mut TransactionStatus,
     params: &'a mut Vec<(String, String)>,
     fatal_seen: &'a mut bool,
+    /// The upstream backend's pid, and where its own NotificationResponses
+    /// sit in the buffer (offsets of their pid field) to be rewritten.
+    upstream_pid: i32,
+    own_notifications: &'a mut Vec<usize>,
 }
 
 impl FrameVisitor for FromUpstream<'_> {
     #[inline]
-    fn frame(&mut self, frame: &[u8]) {
+    fn frame(&mut self, offset: usize, frame: &[u8]) {
         match frame[0] {
+            tag::COPY_IN_RESPONSE => self.state.copy_in = true,
             tag::READY_FOR_QUERY => {
-                *self.in_flight = self.in_flight.saturating_sub(1);
+                // A failed COPY ends copy-in mode without the client's CopyDone.
+                self.state.copy_in = false;
+                self.state.in_flight = self.state.in_flight.saturating_sub(1);
                 if let Some(s) = frame.get(5).and_then(|&b| TransactionStatus::from_byte(b)) {
                     *self.conn_status = s;
                 }
@@ -92,6 +125,12 @@ impl FrameVisitor for FromUpstream<'_> {
                         Some((_, old)) => *old = v,
                         None => self.params.push((k, v)),
                     }
+                }
+            }
+            tag::NOTIFICATION_RESPONSE if frame.len() >= 9 => {
+                let pid = i32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
+                if pid == self.upstream_pid {
+                    self.own_notifications.push(offset + 5);
                 }
             }
             tag::ERROR_RESPONSE => {
@@ -107,6 +146,8 @@ impl FrameVisitor for FromUpstream<'_> {
 
 const CLIENT_INTERCEPT: TagSet = TagSet::empty().with(tag::TERMINATE);
 const UPSTREAM_INSPECT: TagSet = TagSet::empty()
+    .with(tag::COPY_IN_RESPONSE)
+    .with(tag::NOTIFICATION_RESPONSE)
     .with(tag::READY_FOR_QUERY)
     .with(tag::PARAMETER_STATUS)
     .with(tag::ERROR_RESPONSE);
@@ -137,11 +178,22 @@ pub struct Relay<'a> {
     u2c_eof: bool,
     /// The upstream sent a FATAL error (it closes next; the client knows why).
     fatal_seen: bool,
+    /// The client sent an invalid message; it ends the session once what
+    /// came before it has been answered.
+    client_error: Option<FrameError>,
+    /// The pid in the BackendKeyData Helios gave the client.
+    client_pid: i32,
+    own_notifications: Vec<usize>,
     pub state: SessionState,
 }
 
 impl<'a> Relay<'a> {
-    pub fn new(client: &'a mut ClientStream, up: &'a mut UpstreamConn, max_message: usize) -> Self {
+    pub fn new(
+        client: &'a mut ClientStream,
+        up: &'a mut UpstreamConn,
+        client_pid: i32,
+        max_message: usize,
+    ) -> Self {
         Relay {
             client,
             up,
@@ -155,7 +207,10 @@ impl<'a> Relay<'a> {
             u2c_unflushed: false,
             u2c_eof: false,
             fatal_seen: false,
-            state: SessionState { in_flight: 0 },
+            client_error: None,
+            client_pid,
+            own_notifications: Vec::new(),
+            state: SessionState::default(),
         }
     }
 
@@ -178,12 +233,21 @@ impl<'a> Relay<'a> {
 
     fn scan_upstream(&mut self) -> Result<(), RelayEnd> {
         let mut v = FromUpstream {
-            in_flight: &mut self.state.in_flight,
+            state: &mut self.state,
             conn_status: &mut self.up.status,
             params: &mut self.up.params,
             fatal_seen: &mut self.fatal_seen,
+            upstream_pid: self.up.key.pid,
+            own_notifications: &mut self.own_notifications,
         };
-        match self.u2c_scan.scan(&self.up.rbuf, &mut v) {
+        let scanned = self.u2c_scan.scan(&self.up.rbuf, &mut v);
+        // A session's notifications to itself carry its backend's pid; the
+        // client knows its backend by the pid Helios gave it, so that is the
+        // pid it must see (libpq programs compare be_pid with PQbackendPID).
+        for at in self.own_notifications.drain(..) {
+            self.up.rbuf[at..at + 4].copy_from_slice(&self.client_pid.to_be_bytes());
+        }
+        match scanned {
             Ok(_) => Ok(()),
             Err(e) => Err(RelayEnd::UpstreamFailed(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -197,9 +261,7 @@ impl<'a> Relay<'a> {
             let mut progress = false;
 
             // Upstream -> client.
-            if !self.u2c_eof
-                && (self.up.rbuf.len() < HIGH_WATER || self.u2c_scan.ready() == 0)
-            {
+            if !self.u2c_eof && (self.up.rbuf.len() < HIGH_WATER || self.u2c_scan.ready() == 0) {
                 if self.up.rbuf.capacity() - self.up.rbuf.len() < READ_CHUNK / 4 {
                     self.up.rbuf.reserve(READ_CHUNK);
                 }
@@ -234,7 +296,20 @@ impl<'a> Relay<'a> {
             }
 
             // Client -> upstream.
-            if self.c2u.wants_read() && !self.c2u.scan.is_parked() {
+            if self.c2u.scan.is_parked() && self.c2u.scan.ready() == 0 && !self.c2u.eof {
+                // Terminate is in, everything before it forwarded: only watch
+                // for the client hanging up (then nobody awaits the answers),
+                // discarding whatever it sends after Terminate.
+                let terminate_len = self.c2u.buf.len().min(HEADER_LEN_OF_TERMINATE);
+                match poll_read_buf(Pin::new(&mut *self.client), cx, &mut self.c2u.buf) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(RelayEnd::Terminate),
+                    Poll::Ready(Ok(_)) => {
+                        self.c2u.buf.truncate(terminate_len);
+                        progress = true;
+                    }
+                    Poll::Pending => {}
+                }
+            } else if self.c2u.wants_read() && !self.c2u.scan.is_parked() {
                 if self.c2u.buf.capacity() - self.c2u.buf.len() < READ_CHUNK / 4 {
                     self.c2u.buf.reserve(READ_CHUNK);
                 }
@@ -246,11 +321,17 @@ impl<'a> Relay<'a> {
                     Poll::Ready(Ok(_)) => {
                         progress = true;
                         let mut v = FromClient {
-                            in_flight: &mut self.state.in_flight,
+                            state: &mut self.state,
                         };
                         match self.c2u.scan.scan(&self.c2u.buf, &mut v) {
                             Ok(Scan::NeedMore) | Ok(Scan::Intercept { .. }) => {}
-                            Err(e) => return Poll::Ready(RelayEnd::ClientProtocol(e)),
+                            Err(e) => {
+                                // As PostgreSQL would: what came before the bad
+                                // message still runs and is answered; then the
+                                // session ends. Read nothing more from this client.
+                                self.client_error = Some(e);
+                                self.c2u.eof = true;
+                            }
                         }
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientFailed(e)),
@@ -269,10 +350,21 @@ impl<'a> Relay<'a> {
                 Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::UpstreamFailed(e)),
             }
             if self.c2u.scan.ready() == 0 && !self.c2u.unflushed {
-                if self.c2u.scan.is_parked() {
-                    return Poll::Ready(RelayEnd::Terminate);
-                }
-                if self.c2u.eof {
+                // After Terminate or an invalid message, PostgreSQL still
+                // answers what came before; so does Helios, then it ends.
+                let answered = self.state.in_flight == 0
+                    && self.u2c_scan.ready() == 0
+                    && !self.u2c_unflushed;
+                if self.client_error.is_some() {
+                    if answered {
+                        let e = self.client_error.take().expect("checked");
+                        return Poll::Ready(RelayEnd::ClientProtocol(e));
+                    }
+                } else if self.c2u.scan.is_parked() {
+                    if answered {
+                        return Poll::Ready(RelayEnd::Terminate);
+                    }
+                } else if self.c2u.eof {
                     return Poll::Ready(RelayEnd::ClientClosed);
                 }
             }

@@ -5,7 +5,9 @@ use bytes::BytesMut;
 use helios_wire::auth::client::AuthContext;
 use helios_wire::auth::{authenticate_client, ClientAuth};
 use helios_wire::startup::read_startup_packet;
-use helios_wire::{messages, ClientKey, ClientStream, PgError, SqlState, StartupPacket, StartupParams};
+use helios_wire::{
+    messages, ClientKey, ClientStream, PgError, SqlState, StartupPacket, StartupParams,
+};
 use tokio::io::AsyncWriteExt;
 
 use crate::server::Server;
@@ -112,7 +114,8 @@ pub async fn authenticate(
     user: &str,
 ) -> Result<ClientAuth, PgError> {
     let method = server.auth_method;
-    if method == helios_wire::auth::AuthMethod::Upstream && !(stream.is_tls() || stream.is_local()) {
+    if method == helios_wire::auth::AuthMethod::Upstream && !(stream.is_tls() || stream.is_local())
+    {
         return Err(PgError::fatal(
             SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
             "password passthrough needs an encrypted or local connection",

@@ -85,6 +85,7 @@ impl UpstreamConn {
             endpoint: self.endpoint.clone(),
             tls: self.stream.is_tls(),
             key: self.key,
+            in_flight: Default::default(),
         }
     }
 
@@ -106,9 +107,10 @@ impl UpstreamConn {
             self.stream.flush().await?;
             let mut failed = None;
             loop {
-                let frame = read_frame_buffered(&mut self.stream, &mut self.rbuf, MAX_CONTROL_MESSAGE)
-                    .await?
-                    .ok_or(io::ErrorKind::UnexpectedEof)?;
+                let frame =
+                    read_frame_buffered(&mut self.stream, &mut self.rbuf, MAX_CONTROL_MESSAGE)
+                        .await?
+                        .ok_or(io::ErrorKind::UnexpectedEof)?;
                 match frame.tag {
                     tag::ERROR_RESPONSE => failed = Some(ErrorFields::parse(&frame.body)),
                     tag::PARAMETER_STATUS => {
@@ -131,7 +133,9 @@ impl UpstreamConn {
                 return Err(io::Error::other(format!("\"{sql}\" failed: {e}")));
             }
             if self.status != TransactionStatus::Idle {
-                return Err(io::Error::other(format!("\"{sql}\" left a transaction open")));
+                return Err(io::Error::other(format!(
+                    "\"{sql}\" left a transaction open"
+                )));
             }
             Ok(())
         };
@@ -185,7 +189,11 @@ async fn open(target: &UpstreamTarget) -> Result<(UpstreamStream, Endpoint), Con
         }
         for ep in &target.endpoints {
             match tokio::time::timeout(target.connect_timeout, open_endpoint(ep)).await {
-                Ok(Ok(raw)) => return negotiate_tls(target, raw, ep).await.map(|s| (s, ep.clone())),
+                Ok(Ok(raw)) => {
+                    return negotiate_tls(target, raw, ep)
+                        .await
+                        .map(|s| (s, ep.clone()))
+                }
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => {
                     last = format!(
@@ -205,7 +213,9 @@ async fn open(target: &UpstreamTarget) -> Result<(UpstreamStream, Endpoint), Con
 
 /// Exponential backoff with jitter: ~100ms, ~200ms, ~400ms, ... capped at 2s.
 fn backoff(attempt: u32) -> Duration {
-    let base = 100u64.saturating_mul(1 << attempt.min(5).saturating_sub(1)).min(2000);
+    let base = 100u64
+        .saturating_mul(1 << attempt.min(5).saturating_sub(1))
+        .min(2000);
     let jitter = rand::random::<u64>() % (base / 2 + 1);
     Duration::from_millis(base / 2 + jitter)
 }
@@ -323,7 +333,11 @@ async fn login(
             }
             tag::ERROR_RESPONSE => {
                 let fields = ErrorFields::parse(&frame.body);
-                return Err(ConnectError::Rejected { frame, fields });
+                return Err(ConnectError::Rejected {
+                    frame,
+                    fields,
+                    after_auth_ok: auth.is_done(),
+                });
             }
             tag::PARAMETER_STATUS => {
                 if let Some(kv) = parse_parameter_status(&frame) {
@@ -375,7 +389,8 @@ async fn respond_off_loop(
     Result<Option<BytesMut>, helios_wire::auth::upstream::UpstreamAuthError>,
 ) {
     const SASL_CONTINUE: i32 = 11;
-    if body.len() >= 4 && i32::from_be_bytes([body[0], body[1], body[2], body[3]]) == SASL_CONTINUE {
+    if body.len() >= 4 && i32::from_be_bytes([body[0], body[1], body[2], body[3]]) == SASL_CONTINUE
+    {
         tokio::task::spawn_blocking(move || {
             let r = auth.respond(&body);
             (auth, r)

@@ -23,7 +23,10 @@ use crate::config::{UpstreamConfig, UpstreamTlsMode};
 /// One address the upstream may be reached at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     /// The socket file itself (`<dir>/.s.PGSQL.<port>`).
     Unix(PathBuf),
 }
@@ -153,6 +156,10 @@ pub struct CancelTarget {
     pub endpoint: Endpoint,
     pub tls: bool,
     pub key: UpstreamKey,
+    /// Held (shared) by each cancel on its way to the upstream; the session
+    /// takes it exclusively before its connection is reset for another
+    /// client, so a late cancel can never hit the next client's query.
+    pub in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Why Helios could not get a logged-in upstream connection.
@@ -162,7 +169,13 @@ pub enum ConnectError {
     /// or TLS).
     Unreachable { upstream: String, reason: String },
     /// The upstream refused the login with an error of its own, passed on as is.
-    Rejected { frame: Frame, fields: ErrorFields },
+    Rejected {
+        frame: Frame,
+        fields: ErrorFields,
+        /// Whether the upstream had accepted the credentials first (errors
+        /// like "database does not exist" come after AuthenticationOk).
+        after_auth_ok: bool,
+    },
     /// Helios could not answer the upstream's authentication request.
     Auth {
         upstream: String,

@@ -6,10 +6,14 @@
 //! upstream connection, in use or idle, holds one. A connection is reused only
 //! by a client with the very same startup parameters (so that `RESET ALL`
 //! inside the reset query restores exactly what a fresh connection would
-//! have) and, with password passthrough, the same password.
+//! have) and, with password passthrough, the same password — and only on the
+//! event loop (thread) that opened it: its socket is registered with that
+//! loop's reactor, and using it from another would add a cross-thread wakeup
+//! to every message. The size limit is shared by all loops.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use helios_wire::{StartupParams, TransactionStatus};
@@ -44,6 +48,14 @@ struct Idle {
     permit: OwnedSemaphorePermit,
     password_tag: Option<PasswordTag>,
     since: Instant,
+    /// The event loop whose reactor the socket is registered with.
+    owner: ThreadId,
+}
+
+impl Idle {
+    fn fits(&self, params: &StartupParams, tag: Option<PasswordTag>, here: ThreadId) -> bool {
+        self.owner == here && self.conn.startup == *params && self.password_tag == tag
+    }
 }
 
 struct Shard {
@@ -93,7 +105,10 @@ impl Pool {
     }
 
     fn password_tag(&self, login: &Login) -> Option<PasswordTag> {
-        let pw = login.password.as_ref().filter(|_| login.password_from_client)?;
+        let pw = login
+            .password
+            .as_ref()
+            .filter(|_| login.password_from_client)?;
         let mut h = Sha256::new();
         h.update(self.tag_key);
         h.update(pw.as_bytes());
@@ -139,7 +154,11 @@ impl Pool {
             let conn =
                 UpstreamConn::connect(&self.target, &login.params, login.password.as_deref())
                     .await?;
-            tracing::debug!(conn = conn.id, pid = conn.key.pid, "new upstream connection");
+            tracing::debug!(
+                conn = conn.id,
+                pid = conn.key.pid,
+                "new upstream connection"
+            );
             return Ok(PooledConn {
                 conn,
                 key,
@@ -171,10 +190,8 @@ impl Pool {
             idle: VecDeque::new(),
             returned: Arc::new(Notify::new()),
         });
-        let pos = shard
-            .idle
-            .iter()
-            .rposition(|i| i.conn.startup == *params && i.password_tag == tag);
+        let here = std::thread::current().id();
+        let pos = shard.idle.iter().rposition(|i| i.fits(params, tag, here));
         let found = pos.and_then(|p| shard.idle.remove(p));
         (found, shard.permits.clone(), shard.returned.clone())
     }
@@ -187,10 +204,8 @@ impl Pool {
     ) -> Option<Idle> {
         let mut shards = self.shards.lock().unwrap();
         let shard = shards.get_mut(key)?;
-        let pos = shard
-            .idle
-            .iter()
-            .position(|i| i.conn.startup != *params || i.password_tag != tag)?;
+        let here = std::thread::current().id();
+        let pos = shard.idle.iter().position(|i| !i.fits(params, tag, here))?;
         shard.idle.remove(pos)
     }
 
@@ -250,6 +265,7 @@ impl Pool {
                 permit: pooled.permit,
                 password_tag: pooled.password_tag,
                 since: Instant::now(),
+                owner: std::thread::current().id(),
             });
             shard.returned.notify_one();
         }

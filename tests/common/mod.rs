@@ -134,9 +134,16 @@ fn template() -> PathBuf {
             std::fs::create_dir_all(&tmp).unwrap();
             give_to_postgres(&tmp);
             let mut c = pg_command("initdb");
-            c.arg("-D")
-                .arg(tmp.join("data"))
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]);
+            c.arg("-D").arg(tmp.join("data")).args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]);
             run_ok(c, "initdb");
             if std::fs::rename(&tmp, &root).is_err() {
                 let _ = std::fs::remove_dir_all(&tmp);
@@ -204,7 +211,10 @@ impl PgServer {
 
     /// libpq-style connection string for a direct connection.
     pub fn conn_str(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
     }
 
     /// The upstream URL Helios should use (TCP).
@@ -270,7 +280,15 @@ impl Drop for PgServer {
 /// psql (the client), with `-X -q -v ON_ERROR_STOP=1 -At`, against 127.0.0.1:port.
 pub fn psql(port: u16, user: &str, args: &[&str]) -> Output {
     Command::new(pg_bindir().join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-h", "127.0.0.1"])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-h",
+            "127.0.0.1",
+        ])
         .args(["-p", &port.to_string(), "-U", user, "-d", "postgres"])
         .args(args)
         .env_remove("PGPASSWORD")
@@ -321,7 +339,10 @@ impl Helios {
             .unwrap();
         let port = free_port();
         let toml = if toml.contains("[server]") {
-            toml.replace("[server]", &format!("[server]\nlisten = \"127.0.0.1:{port}\""))
+            toml.replace(
+                "[server]",
+                &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
+            )
         } else {
             format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{toml}")
         };
@@ -374,7 +395,10 @@ impl Helios {
     }
 
     pub fn conn_str(&self, user: &str) -> String {
-        format!("host=127.0.0.1 port={} user={user} dbname=postgres", self.port)
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname=postgres",
+            self.port
+        )
     }
 
     pub async fn connect(&self) -> tokio_postgres::Client {

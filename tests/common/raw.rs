@@ -166,7 +166,13 @@ pub fn parse(name: &str, sql: &str, param_types: &[i32]) -> Vec<u8> {
 }
 
 /// Bind with text parameters (`None` = NULL) and the given result formats.
-pub fn bind(portal: &str, stmt: &str, params: &[Option<&[u8]>], param_formats: &[i16], result_formats: &[i16]) -> Vec<u8> {
+pub fn bind(
+    portal: &str,
+    stmt: &str,
+    params: &[Option<&[u8]>],
+    param_formats: &[i16],
+    result_formats: &[i16],
+) -> Vec<u8> {
     let mut b = Vec::new();
     cstr(&mut b, portal);
     cstr(&mut b, stmt);

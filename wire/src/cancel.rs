@@ -2,9 +2,11 @@
 //! upstream connections they currently use.
 //!
 //! A client gets a Helios-issued [`ClientKey`] in its BackendKeyData, never the
-//! upstream's: the upstream connection it uses may change (pooling), and the
-//! upstream's key must not leak to a client that might later share it. The two
-//! are distinct types so they cannot be mixed up.
+//! upstream's: the upstream's secret must not reach a client that might later
+//! share that connection (pooling), and a cancel must go through Helios, which
+//! knows which upstream connection the client is using right now. The pid may
+//! be the upstream backend's (see [`CancelRegistry::issue_preferring`]); the
+//! secret never is. The two key types are distinct so they cannot be mixed up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -50,7 +52,24 @@ impl<T: Clone> CancelRegistry<T> {
 
     /// A fresh key for a new client, with no target yet.
     pub fn issue(&self) -> ClientKey {
+        self.issue_preferring(0)
+    }
+
+    /// A fresh key whose pid is `pid` if no live client has that pid (and it
+    /// is positive), else a generated one. The secret is always Helios's own.
+    /// A client attached to one upstream backend for its whole session gets
+    /// that backend's pid, so BackendKeyData, `pg_backend_pid()` and its own
+    /// notifications agree, as they do on a direct connection.
+    pub fn issue_preferring(&self, pid: i32) -> ClientKey {
         let mut targets = self.targets.lock().unwrap();
+        if pid > 0 && !targets.contains_key(&pid) {
+            let key = ClientKey {
+                pid,
+                secret: rand::random(),
+            };
+            targets.insert(pid, (key.secret, None));
+            return key;
+        }
         loop {
             let pid = self.next_pid.fetch_add(1, Ordering::Relaxed) & i32::MAX;
             if pid == 0 || targets.contains_key(&pid) {
@@ -90,6 +109,20 @@ impl<T: Clone> CancelRegistry<T> {
         }
     }
 
+    /// Like [`CancelRegistry::lookup`], but runs `f` on the target while the
+    /// registry is locked, so that `f` sees it before any concurrent
+    /// [`CancelRegistry::release`] of the key completes.
+    pub fn lookup_with<R>(&self, key: ClientKey, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let targets = self.targets.lock().unwrap();
+        let (secret, target) = targets.get(&key.pid)?;
+        let diff = (*secret ^ key.secret) as u32;
+        if diff == 0 {
+            target.as_ref().map(f)
+        } else {
+            None
+        }
+    }
+
     /// Number of live client keys.
     pub fn len(&self) -> usize {
         self.targets.lock().unwrap().len()
@@ -119,5 +152,16 @@ mod tests {
         reg.release(k);
         assert_eq!(reg.lookup(k), None);
         assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn a_preferred_pid_is_used_once() {
+        let reg = CancelRegistry::<u32>::new();
+        let a = reg.issue_preferring(4242);
+        assert_eq!(a.pid, 4242);
+        let b = reg.issue_preferring(4242);
+        assert_ne!(b.pid, 4242, "pids of live clients are unique");
+        reg.release(a);
+        assert_eq!(reg.issue_preferring(4242).pid, 4242);
     }
 }

@@ -109,7 +109,10 @@ impl PgError {
     /// A broken client socket. Nobody will read the report, but the session
     /// code handles every failure the same way.
     pub fn io(e: std::io::Error) -> Self {
-        Self::fatal(SqlState::CONNECTION_FAILURE, format!("client connection: {e}"))
+        Self::fatal(
+            SqlState::CONNECTION_FAILURE,
+            format!("client connection: {e}"),
+        )
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -150,7 +153,13 @@ impl PgError {
 
 impl fmt::Display for PgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.severity.as_str(), self.code, self.message)?;
+        write!(
+            f,
+            "{} {}: {}",
+            self.severity.as_str(),
+            self.code,
+            self.message
+        )?;
         if let Some(d) = &self.detail {
             write!(f, " ({d})")?;
         }

@@ -36,6 +36,7 @@ pub mod tag {
     pub const AUTHENTICATION: u8 = b'R';
     pub const BACKEND_KEY_DATA: u8 = b'K';
     pub const COMMAND_COMPLETE: u8 = b'C';
+    pub const COPY_IN_RESPONSE: u8 = b'G';
     pub const DATA_ROW: u8 = b'D';
     pub const ERROR_RESPONSE: u8 = b'E';
     pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
@@ -104,9 +105,10 @@ pub trait FrameVisitor {
         Ok(())
     }
     /// The whole frame (header included) of each tag in the `inspect` set,
-    /// before it is let through.
-    fn frame(&mut self, frame: &[u8]) {
-        let _ = frame;
+    /// before it is let through; `offset` is where it starts in the buffer
+    /// (so a caller can patch it in place before forwarding).
+    fn frame(&mut self, offset: usize, frame: &[u8]) {
+        let _ = (offset, frame);
     }
 }
 
@@ -237,7 +239,7 @@ impl FrameScanner {
                 return Ok(Scan::Intercept { tag: t, len: total });
             }
             if whole {
-                v.frame(&rest[..total]);
+                v.frame(self.ready, &rest[..total]);
                 self.ready += total;
             } else {
                 // Let the header through now and stream the body as it comes.
@@ -388,7 +390,7 @@ mod tests {
             self.headers.push((tag, len));
             Ok(())
         }
-        fn frame(&mut self, frame: &[u8]) {
+        fn frame(&mut self, _offset: usize, frame: &[u8]) {
             self.frames.push(frame.to_vec());
         }
     }

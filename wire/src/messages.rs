@@ -77,7 +77,10 @@ pub fn authentication_sasl_final(data: &[u8], out: &mut BytesMut) {
 }
 
 pub fn parameter_status(name: &str, value: &str, out: &mut BytesMut) {
-    encode(ParameterStatus::new(name.to_string(), value.to_string()), out);
+    encode(
+        ParameterStatus::new(name.to_string(), value.to_string()),
+        out,
+    );
 }
 
 pub fn backend_key_data(key: ClientKey, out: &mut BytesMut) {

@@ -73,7 +73,10 @@ pub enum Verify {
 }
 
 /// The client side, for connections to the upstream.
-pub fn client_config(verify: Verify, ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(
+    verify: Verify,
+    ca_file: Option<&Path>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
     let config = if verify == Verify::None {
@@ -102,9 +105,7 @@ pub fn client_config(verify: Verify, ca_file: Option<&Path>) -> Result<Arc<Clien
             .build()
             .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
         if verify == Verify::Full {
-            builder
-                .with_webpki_verifier(webpki)
-                .with_no_client_auth()
+            builder.with_webpki_verifier(webpki).with_no_client_auth()
         } else {
             builder
                 .dangerous()

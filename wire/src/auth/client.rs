@@ -108,7 +108,10 @@ fn auth_failed(user: &str) -> PgError {
     )
 }
 
-async fn send<S: AsyncWrite + Unpin>(s: &mut S, f: impl FnOnce(&mut BytesMut)) -> Result<(), PgError> {
+async fn send<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    f: impl FnOnce(&mut BytesMut),
+) -> Result<(), PgError> {
     let mut out = BytesMut::with_capacity(64);
     f(&mut out);
     s.write_all(&out).await.map_err(PgError::io)?;
@@ -147,7 +150,11 @@ fn password_from_body(mut body: BytesMut) -> Result<String, PgError> {
     })
 }
 
-async fn md5<S>(s: &mut S, ctx: &AuthContext<'_>, stored: Option<&str>) -> Result<ClientAuth, PgError>
+async fn md5<S>(
+    s: &mut S,
+    ctx: &AuthContext<'_>,
+    stored: Option<&str>,
+) -> Result<ClientAuth, PgError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -174,7 +181,11 @@ where
     }
 }
 
-async fn scram<S>(s: &mut S, ctx: &AuthContext<'_>, verifier: ScramVerifier) -> Result<ClientAuth, PgError>
+async fn scram<S>(
+    s: &mut S,
+    ctx: &AuthContext<'_>,
+    verifier: ScramVerifier,
+) -> Result<ClientAuth, PgError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

@@ -90,7 +90,8 @@ pub struct ScramVerifier {
 
 impl ScramVerifier {
     pub fn derive(password: &str, salt: &[u8], iterations: usize) -> Self {
-        let salted = pgwire::api::auth::sasl::scram::gen_salted_password(password, salt, iterations);
+        let salted =
+            pgwire::api::auth::sasl::scram::gen_salted_password(password, salt, iterations);
         match pgwire::api::auth::sasl::scram::ScramSecret::verifier_from_salted_password(
             salt.to_vec(),
             salted,
@@ -148,7 +149,11 @@ impl ScramVerifier {
 
 impl fmt::Debug for ScramVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ScramVerifier(iterations: {}, <redacted>)", self.iterations)
+        write!(
+            f,
+            "ScramVerifier(iterations: {}, <redacted>)",
+            self.iterations
+        )
     }
 }
 
