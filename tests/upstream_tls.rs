@@ -84,7 +84,7 @@ fn pg_with_ssl() -> PgServer {
     for f in ["server.crt", "server.key", "good-ca.crt"] {
         std::fs::copy(certs.path().join(f), data.join(f)).unwrap();
     }
-    let conf = format!("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    let conf = "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
     let mut auto = std::fs::OpenOptions::new()
         .append(true)
         .open(data.join("postgresql.auto.conf"))
@@ -159,10 +159,9 @@ async fn a_certificate_from_another_ca_is_refused_with_08001() {
             other.path().join("other-ca.crt").display()
         ),
     );
-    let err = try_connect(&helios.conn_str("postgres"))
-        .await
-        .err()
-        .expect("connected through an unverified upstream");
+    let Err(err) = try_connect(&helios.conn_str("postgres")).await else {
+        panic!("connected through an unverified upstream")
+    };
     assert_eq!(sqlstate(&err).as_deref(), Some("08001"), "{err}");
     let msg = err.as_db_error().unwrap().message().to_string();
     assert!(
@@ -175,10 +174,9 @@ async fn a_certificate_from_another_ca_is_refused_with_08001() {
 async fn require_against_a_server_without_tls_is_refused_with_08001() {
     let pg = PgServer::start();
     let helios = Helios::start(&pg, "tls = \"require\"\n");
-    let err = try_connect(&helios.conn_str("postgres"))
-        .await
-        .err()
-        .expect("connected without TLS");
+    let Err(err) = try_connect(&helios.conn_str("postgres")).await else {
+        panic!("connected without TLS")
+    };
     assert_eq!(sqlstate(&err).as_deref(), Some("08001"), "{err}");
     let msg = err.as_db_error().unwrap().message().to_string();
     assert!(msg.contains("does not support TLS"), "{msg}");

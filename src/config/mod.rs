@@ -76,6 +76,14 @@ impl Config {
         env::apply_overrides(&mut value, vars)?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
+            let secret = ["password", "secret", "upstream_password", "url"]
+                .iter()
+                .any(|k| key.ends_with(k));
+            if secret {
+                // serde quotes the offending value; for a secret, say only what
+                // was expected.
+                return ConfigError::invalid(&key, "invalid value (expected a string)");
+            }
             ConfigError::Invalid {
                 key: if key == "." { "config".into() } else { key },
                 // toml's message ends with its own "in `key`" line; the key
@@ -112,23 +120,96 @@ impl Config {
 
 pub const REDACTED: &str = "<redacted>";
 
-/// `postgres://user:secret@host` -> `postgres://user:<redacted>@host`, and a
-/// `password=` in a key/value string.
+/// The upstream URL with its password replaced, in either form tokio-postgres
+/// accepts: `postgres://user:secret@host/db?password=...` or libpq key/value
+/// (`host=db password='a secret'`). Anything it cannot parse is redacted whole.
 pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.rsplit_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:{REDACTED}@{host}");
+    let redacted = if url.contains("://") {
+        redact_uri(url)
+    } else {
+        redact_key_value(url)
+    };
+    redacted.unwrap_or_else(|| REDACTED.to_string())
+}
+
+fn redact_uri(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{REDACTED}@{hosts}"),
+            None => format!("{userinfo}@{hosts}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => {
+                        format!("{k}={REDACTED}")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    Some(format!("{scheme}://{authority}{tail}"))
+}
+
+/// libpq's key/value syntax: `key = value`, values optionally single-quoted
+/// with `\'` and `\\` escapes.
+fn redact_key_value(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        chars.next_if_eq(&'=')?;
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next()? {
+                    '\\' => value.push(chars.next()?),
+                    '\'' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.push(chars.next()?);
+                } else {
+                    value.push(c);
+                }
             }
         }
+        if key.eq_ignore_ascii_case("password") {
+            value = REDACTED.to_string();
+        }
+        let quoted = value.is_empty() || value.contains([' ', '\'', '\\']);
+        out.push(if quoted {
+            format!(
+                "{key}='{}'",
+                value.replace('\\', "\\\\").replace('\'', "\\'")
+            )
+        } else {
+            format!("{key}={value}")
+        });
     }
-    url.split(['&', ' '])
-        .map(|part| match part.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}={REDACTED}"),
-            _ => part.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(if url.contains("://") { "&" } else { " " })
+    Some(out.join(" "))
 }
 
 #[cfg(test)]

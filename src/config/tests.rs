@@ -100,3 +100,43 @@ upstream_password = "other"
         "host=db password=<redacted> user=u"
     );
 }
+
+#[test]
+fn redaction_covers_every_url_form() {
+    for (url, must_hide) in [
+        ("host=db user=svc password='Secret B2' dbname=app", "Secret"),
+        (
+            "host=db user=svc password = SecretB3 dbname=app",
+            "SecretB3",
+        ),
+        (r"host=db password='it\'s' user=u", "it"),
+        (
+            "postgres://svc@db/app?password=SecretC2&sslmode=disable",
+            "SecretC2",
+        ),
+        (
+            "postgres://svc:SecretD@db:5432/app?password=SecretE",
+            "Secret",
+        ),
+        ("host=db password='unterminated", "unterminated"),
+    ] {
+        let out = redact_url(url);
+        assert!(!out.contains(must_hide), "{url} -> {out}");
+    }
+    assert_eq!(
+        redact_url("host=db user=svc password = x dbname=app"),
+        "host=db user=svc password=<redacted> dbname=app"
+    );
+    assert_eq!(
+        redact_url("postgres://svc@db/app?password=x&sslmode=disable"),
+        "postgres://svc@db/app?password=<redacted>&sslmode=disable"
+    );
+}
+
+#[test]
+fn a_secret_of_the_wrong_type_is_not_echoed() {
+    let text = "[auth]\nmethod = \"md5\"\n[[auth.users]]\nname = \"a\"\npassword = 73914628\n";
+    let e = load(text, &[]).unwrap_err().to_string();
+    assert!(e.starts_with("auth.users[0].password"), "{e}");
+    assert!(!e.contains("73914628"), "{e}");
+}

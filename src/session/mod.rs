@@ -26,11 +26,9 @@ use crate::upstream::{ConnectError, Login, PoolKey};
 pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, peer: String) {
     let span = tracing::info_span!("session", %peer, user = tracing::field::Empty, db = tracing::field::Empty);
     async move {
-        let startup = tokio::time::timeout(
-            server.config.server.startup_timeout,
-            startup::negotiate(&server, stream),
-        )
-        .await;
+        // One deadline for SSL negotiation, startup and authentication.
+        let deadline = tokio::time::Instant::now() + server.config.server.startup_timeout;
+        let startup = tokio::time::timeout_at(deadline, startup::negotiate(&server, stream)).await;
         let (mut stream, params) = match startup {
             Err(_) => {
                 tracing::debug!("startup timed out");
@@ -67,8 +65,8 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             return send_error(&mut stream, &e).await;
         }
 
-        let auth = match tokio::time::timeout(
-            server.config.server.startup_timeout,
+        let auth = match tokio::time::timeout_at(
+            deadline,
             startup::authenticate(&server, &mut stream, &user),
         )
         .await

@@ -27,7 +27,8 @@ use crate::upstream::UpstreamConn;
 
 /// Bytes a direction may hold that the other side has not taken yet.
 const HIGH_WATER: usize = 256 * 1024;
-/// A Terminate message: tag and length, no body.
+/// What is kept of the client's bytes once it is done sending: a Terminate
+/// message (tag and length) at most; the rest is discarded.
 const HEADER_LEN_OF_TERMINATE: usize = 5;
 /// Room made in a buffer before each read.
 const READ_CHUNK: usize = 32 * 1024;
@@ -57,6 +58,9 @@ pub struct SessionState {
     syncs_since_statement: u32,
     /// The upstream sent CopyInResponse and the client has not ended the copy.
     copy_in: bool,
+    /// Extended-protocol messages were sent since the last Sync: the
+    /// upstream is mid-pipeline (maybe inside an implicit transaction).
+    unsynced: bool,
 }
 
 /// Client-to-upstream observer: counts requests that will be answered by a
@@ -73,12 +77,17 @@ impl FrameVisitor for FromClient<'_> {
             tag::SYNC => {
                 s.in_flight += 1;
                 s.syncs_since_statement += 1;
+                s.unsynced = false;
             }
             tag::QUERY => {
                 s.in_flight += 1;
                 s.syncs_since_statement = 0;
             }
-            tag::EXECUTE => s.syncs_since_statement = 0,
+            tag::EXECUTE => {
+                s.syncs_since_statement = 0;
+                s.unsynced = true;
+            }
+            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE => s.unsynced = true,
             tag::FUNCTION_CALL => s.in_flight += 1,
             // A client sends these only after CopyInResponse, so `copy_in`
             // is already known here.
@@ -158,7 +167,10 @@ struct Pipe {
     scan: FrameScanner,
     /// Written bytes that may sit in a TLS buffer until flushed.
     unflushed: bool,
+    /// No more messages will be taken from this side.
     eof: bool,
+    /// The client hung up (noticed while waiting to end the session).
+    client_gone: bool,
 }
 
 impl Pipe {
@@ -202,6 +214,7 @@ impl<'a> Relay<'a> {
                 scan: FrameScanner::frontend(max_message, TagSet::empty(), CLIENT_INTERCEPT),
                 unflushed: false,
                 eof: false,
+                client_gone: false,
             },
             u2c_scan: FrameScanner::backend(UPSTREAM_INSPECT, TagSet::empty()),
             u2c_unflushed: false,
@@ -296,15 +309,22 @@ impl<'a> Relay<'a> {
             }
 
             // Client -> upstream.
-            if self.c2u.scan.is_parked() && self.c2u.scan.ready() == 0 && !self.c2u.eof {
+            let stopped_reading = self.c2u.scan.is_parked() || self.client_error.is_some();
+            if stopped_reading && self.c2u.scan.ready() == 0 && !self.c2u.client_gone {
                 // Terminate is in, everything before it forwarded: only watch
                 // for the client hanging up (then nobody awaits the answers),
                 // discarding whatever it sends after Terminate.
-                let terminate_len = self.c2u.buf.len().min(HEADER_LEN_OF_TERMINATE);
+                let keep = self.c2u.buf.len().min(HEADER_LEN_OF_TERMINATE);
                 match poll_read_buf(Pin::new(&mut *self.client), cx, &mut self.c2u.buf) {
-                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(RelayEnd::Terminate),
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        self.c2u.client_gone = true;
+                        if let Some(e) = self.client_error.take() {
+                            return Poll::Ready(RelayEnd::ClientProtocol(e));
+                        }
+                        return Poll::Ready(RelayEnd::Terminate);
+                    }
                     Poll::Ready(Ok(_)) => {
-                        self.c2u.buf.truncate(terminate_len);
+                        self.c2u.buf.truncate(keep);
                         progress = true;
                     }
                     Poll::Pending => {}
@@ -352,9 +372,12 @@ impl<'a> Relay<'a> {
             if self.c2u.scan.ready() == 0 && !self.c2u.unflushed {
                 // After Terminate or an invalid message, PostgreSQL still
                 // answers what came before; so does Helios, then it ends.
-                let answered = self.state.in_flight == 0
-                    && self.u2c_scan.ready() == 0
-                    && !self.u2c_unflushed;
+                // Unless the upstream waits for COPY data that will never
+                // come: then there is nothing to wait for.
+                let answered = self.state.copy_in
+                    || (self.state.in_flight == 0
+                        && self.u2c_scan.ready() == 0
+                        && !self.u2c_unflushed);
                 if self.client_error.is_some() {
                     if answered {
                         let e = self.client_error.take().expect("checked");
@@ -412,6 +435,8 @@ impl<'a> Relay<'a> {
             self.c2u.scan.is_parked() || self.c2u.scan.at_boundary(self.c2u.buf.len());
         client_side_whole
             && self.state.in_flight == 0
+            && !self.state.unsynced
+            && !self.state.copy_in
             && self.up.status == TransactionStatus::Idle
             && self.u2c_scan.at_boundary(self.up.rbuf.len())
             && self.up.rbuf.is_empty()

@@ -190,9 +190,23 @@ async fn open(target: &UpstreamTarget) -> Result<(UpstreamStream, Endpoint), Con
         for ep in &target.endpoints {
             match tokio::time::timeout(target.connect_timeout, open_endpoint(ep)).await {
                 Ok(Ok(raw)) => {
-                    return negotiate_tls(target, raw, ep)
-                        .await
-                        .map(|s| (s, ep.clone()))
+                    // The server answered; TLS negotiation is bounded too (a
+                    // server that accepts and then says nothing must not hang
+                    // the client), but not retried: bytes were sent.
+                    let tls = tokio::time::timeout(
+                        target.connect_timeout,
+                        negotiate_tls(target, raw, ep),
+                    );
+                    return match tls.await {
+                        Ok(result) => result.map(|s| (s, ep.clone())),
+                        Err(_) => Err(ConnectError::Unreachable {
+                            upstream: ep.to_string(),
+                            reason: format!(
+                                "no answer to SSLRequest or TLS handshake within {}",
+                                humantime::format_duration(target.connect_timeout)
+                            ),
+                        }),
+                    };
                 }
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => {

@@ -6,10 +6,14 @@
 //! upstream connection, in use or idle, holds one. A connection is reused only
 //! by a client with the very same startup parameters (so that `RESET ALL`
 //! inside the reset query restores exactly what a fresh connection would
-//! have) and, with password passthrough, the same password — and only on the
+//! have), and only on the
 //! event loop (thread) that opened it: its socket is registered with that
 //! loop's reactor, and using it from another would add a cross-thread wakeup
 //! to every message. The size limit is shared by all loops.
+//!
+//! Connections logged in with a client's own password (passthrough) are
+//! never reused: each such client logs in afresh, so the upstream decides
+//! every time, and a changed password or a NOLOGIN role takes effect at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,6 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use helios_wire::{StartupParams, TransactionStatus};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::{ConnectError, UpstreamConn, UpstreamTarget};
@@ -35,26 +38,22 @@ pub struct Login {
     /// The startup parameters sent upstream (user, database, and the rest).
     pub params: StartupParams,
     pub password: Option<String>,
-    /// Whether the password came from the client (passthrough): then a pooled
-    /// connection is only reused for the same password.
+    /// Whether the password came from the client (passthrough): then the
+    /// connection is not reused by anyone else.
     pub password_from_client: bool,
 }
-
-/// Password fingerprint: a keyed hash, so the pool never keeps passwords.
-type PasswordTag = [u8; 32];
 
 struct Idle {
     conn: UpstreamConn,
     permit: OwnedSemaphorePermit,
-    password_tag: Option<PasswordTag>,
     since: Instant,
     /// The event loop whose reactor the socket is registered with.
     owner: ThreadId,
 }
 
 impl Idle {
-    fn fits(&self, params: &StartupParams, tag: Option<PasswordTag>, here: ThreadId) -> bool {
-        self.owner == here && self.conn.startup == *params && self.password_tag == tag
+    fn fits(&self, params: &StartupParams, here: ThreadId) -> bool {
+        self.owner == here && self.conn.startup == *params
     }
 }
 
@@ -71,7 +70,8 @@ pub struct PooledConn {
     pub conn: UpstreamConn,
     pub key: PoolKey,
     permit: OwnedSemaphorePermit,
-    password_tag: Option<PasswordTag>,
+    /// Whether it may be kept for another client afterwards.
+    poolable: bool,
     /// Whether it came from the pool rather than a fresh login.
     pub reused: bool,
 }
@@ -87,7 +87,6 @@ pub struct Pool {
     target: Arc<UpstreamTarget>,
     cfg: PoolConfig,
     shards: Mutex<HashMap<PoolKey, Shard>>,
-    tag_key: [u8; 32],
 }
 
 impl Pool {
@@ -96,7 +95,6 @@ impl Pool {
             target,
             cfg,
             shards: Mutex::new(HashMap::new()),
-            tag_key: rand::random(),
         }
     }
 
@@ -104,25 +102,18 @@ impl Pool {
         &self.target
     }
 
-    fn password_tag(&self, login: &Login) -> Option<PasswordTag> {
-        let pw = login
-            .password
-            .as_ref()
-            .filter(|_| login.password_from_client)?;
-        let mut h = Sha256::new();
-        h.update(self.tag_key);
-        h.update(pw.as_bytes());
-        Some(h.finalize().into())
-    }
-
     /// A logged-in connection for `login`: a pooled one if one fits, else a
     /// new one, waiting up to `acquire_timeout` when the pool is full.
     pub async fn acquire(&self, key: PoolKey, login: &Login) -> Result<PooledConn, ConnectError> {
-        let tag = self.password_tag(login);
+        let poolable = !login.password_from_client;
         let deadline = Instant::now() + self.cfg.acquire_timeout;
         loop {
             // 1. A matching idle connection.
-            let (found, permits, returned) = self.take_idle(&key, &login.params, tag);
+            let (found, permits, returned) = if poolable {
+                self.take_idle(&key, &login.params)
+            } else {
+                self.shard_handles(&key)
+            };
             if let Some(idle) = found {
                 if let Some(pooled) = self.check(idle, &key).await {
                     return Ok(pooled);
@@ -134,7 +125,7 @@ impl Pool {
             let permit = match permits.clone().try_acquire_owned() {
                 Ok(p) => p,
                 Err(_) => {
-                    if let Some(victim) = self.evict_other(&key, &login.params, tag) {
+                    if let Some(victim) = self.evict_other(&key, &login.params, poolable) {
                         tokio::spawn(victim.conn.terminate());
                         drop(victim.permit);
                         continue;
@@ -163,7 +154,7 @@ impl Pool {
                 conn,
                 key,
                 permit,
-                password_tag: tag,
+                poolable,
                 reused: false,
             });
         }
@@ -182,30 +173,40 @@ impl Pool {
         &self,
         key: &PoolKey,
         params: &StartupParams,
-        tag: Option<PasswordTag>,
     ) -> (Option<Idle>, Arc<Semaphore>, Arc<Notify>) {
         let mut shards = self.shards.lock().unwrap();
-        let shard = shards.entry(key.clone()).or_insert_with(|| Shard {
-            permits: Arc::new(Semaphore::new(self.cfg.max_size)),
-            idle: VecDeque::new(),
-            returned: Arc::new(Notify::new()),
-        });
+        let shard = self.shard(&mut shards, key);
         let here = std::thread::current().id();
-        let pos = shard.idle.iter().rposition(|i| i.fits(params, tag, here));
+        let pos = shard.idle.iter().rposition(|i| i.fits(params, here));
         let found = pos.and_then(|p| shard.idle.remove(p));
         (found, shard.permits.clone(), shard.returned.clone())
     }
 
-    fn evict_other(
-        &self,
-        key: &PoolKey,
-        params: &StartupParams,
-        tag: Option<PasswordTag>,
-    ) -> Option<Idle> {
+    /// The pool's limit and wake-up for a client that takes no idle connection.
+    fn shard_handles(&self, key: &PoolKey) -> (Option<Idle>, Arc<Semaphore>, Arc<Notify>) {
+        let mut shards = self.shards.lock().unwrap();
+        let shard = self.shard(&mut shards, key);
+        (None, shard.permits.clone(), shard.returned.clone())
+    }
+
+    fn shard<'s>(&self, shards: &'s mut HashMap<PoolKey, Shard>, key: &PoolKey) -> &'s mut Shard {
+        shards.entry(key.clone()).or_insert_with(|| Shard {
+            permits: Arc::new(Semaphore::new(self.cfg.max_size)),
+            idle: VecDeque::new(),
+            returned: Arc::new(Notify::new()),
+        })
+    }
+
+    /// An idle connection the client cannot use (other parameters, another
+    /// loop; any, for a client that takes none), to close to make room.
+    fn evict_other(&self, key: &PoolKey, params: &StartupParams, poolable: bool) -> Option<Idle> {
         let mut shards = self.shards.lock().unwrap();
         let shard = shards.get_mut(key)?;
         let here = std::thread::current().id();
-        let pos = shard.idle.iter().position(|i| !i.fits(params, tag, here))?;
+        let pos = shard
+            .idle
+            .iter()
+            .position(|i| !poolable || !i.fits(params, here))?;
         shard.idle.remove(pos)
     }
 
@@ -231,7 +232,7 @@ impl Pool {
             conn: idle.conn,
             key: key.clone(),
             permit: idle.permit,
-            password_tag: idle.password_tag,
+            poolable: true,
             reused: true,
         })
     }
@@ -240,6 +241,7 @@ impl Pool {
     /// it idle, with nothing in flight) it is reset and kept; else closed.
     pub async fn release(&self, mut pooled: PooledConn, reusable: bool) {
         let keep = reusable
+            && pooled.poolable
             && pooled.conn.status == TransactionStatus::Idle
             && pooled.conn.rbuf.is_empty()
             && pooled.conn.created.elapsed() < self.cfg.max_lifetime;
@@ -263,7 +265,6 @@ impl Pool {
             shard.idle.push_back(Idle {
                 conn: pooled.conn,
                 permit: pooled.permit,
-                password_tag: pooled.password_tag,
                 since: Instant::now(),
                 owner: std::thread::current().id(),
             });
