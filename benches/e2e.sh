@@ -17,8 +17,8 @@ ROUNDS=${ROUNDS:-3}
 SCALE=${SCALE:-10}
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
-# Helios's worker threads for the run (1 = single event loop, like PgBouncer).
-HELIOS_WORKERS=${HELIOS_WORKERS:-1}
+# Helios's event loops (server.worker_threads; 0 = one per core, the default).
+HELIOS_WORKERS=${HELIOS_WORKERS:-0}
 RSS_ROWS=${RSS_ROWS:-1000000}   # rows of 1000 bytes: ~1 GB
 
 here=$(cd "$(dirname "$0")/.." && pwd)

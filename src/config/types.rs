@@ -35,9 +35,9 @@ pub struct ServerConfig {
     /// How long a shutdown waits for clients to leave.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
-    /// Threads relaying traffic. 1 (the default) runs one event loop, like
-    /// PgBouncer: fewest cross-thread wakeups, best when Helios shares a
-    /// small machine with PostgreSQL. 0 means one per CPU core.
+    /// Event loops relaying traffic, each on its own thread with its own
+    /// listening socket (SO_REUSEPORT); a session stays on one loop. 0 (the
+    /// default) means one per CPU core.
     pub worker_threads: usize,
 }
 
@@ -52,7 +52,7 @@ impl Default for ServerConfig {
             // bigger message would be refused upstream anyway.
             max_message_size: 1 << 30,
             shutdown_timeout: Duration::from_secs(30),
-            worker_threads: 1,
+            worker_threads: 0,
         }
     }
 }

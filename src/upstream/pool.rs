@@ -6,10 +6,11 @@
 //! upstream connection, in use or idle, holds one. A connection is reused only
 //! by a client with the very same startup parameters (so that `RESET ALL`
 //! inside the reset query restores exactly what a fresh connection would
-//! have), and only on the
-//! event loop (thread) that opened it: its socket is registered with that
-//! loop's reactor, and using it from another would add a cross-thread wakeup
-//! to every message. The size limit is shared by all loops.
+//! have). A connection is preferably reused on the event loop (thread) that
+//! opened it: its socket is registered with that loop's reactor, and from
+//! another loop every message costs a cross-thread wakeup — still far cheaper
+//! than a new login, so another loop's idle connection is the next choice.
+//! The size limit is shared by all loops.
 //!
 //! Connections logged in with a client's own password (passthrough) are
 //! never reused: each such client logs in afresh, so the upstream decides
@@ -52,8 +53,8 @@ struct Idle {
 }
 
 impl Idle {
-    fn fits(&self, params: &StartupParams, here: ThreadId) -> bool {
-        self.owner == here && self.conn.startup == *params
+    fn fits(&self, params: &StartupParams) -> bool {
+        self.conn.startup == *params
     }
 }
 
@@ -177,7 +178,9 @@ impl Pool {
         let mut shards = self.shards.lock().unwrap();
         let shard = self.shard(&mut shards, key);
         let here = std::thread::current().id();
-        let pos = shard.idle.iter().rposition(|i| i.fits(params, here));
+        let pos = (shard.idle.iter())
+            .rposition(|i| i.fits(params) && i.owner == here)
+            .or_else(|| shard.idle.iter().rposition(|i| i.fits(params)));
         let found = pos.and_then(|p| shard.idle.remove(p));
         (found, shard.permits.clone(), shard.returned.clone())
     }
@@ -197,16 +200,15 @@ impl Pool {
         })
     }
 
-    /// An idle connection the client cannot use (other parameters, another
-    /// loop; any, for a client that takes none), to close to make room.
+    /// An idle connection the client cannot use (other parameters; any, for
+    /// a client that takes none), to close to make room.
     fn evict_other(&self, key: &PoolKey, params: &StartupParams, poolable: bool) -> Option<Idle> {
         let mut shards = self.shards.lock().unwrap();
         let shard = shards.get_mut(key)?;
-        let here = std::thread::current().id();
         let pos = shard
             .idle
             .iter()
-            .position(|i| !poolable || !i.fits(params, here))?;
+            .position(|i| !poolable || !i.fits(params))?;
         shard.idle.remove(pos)
     }
 
