@@ -6,11 +6,11 @@
 //! upstream connection, in use or idle, holds one. A connection is reused only
 //! by a client with the very same startup parameters (so that `RESET ALL`
 //! inside the reset query restores exactly what a fresh connection would
-//! have). A connection is preferably reused on the event loop (thread) that
-//! opened it: its socket is registered with that loop's reactor, and from
-//! another loop every message costs a cross-thread wakeup — still far cheaper
-//! than a new login, so another loop's idle connection is the next choice.
-//! The size limit is shared by all loops.
+//! have). A socket is registered with the reactor of the event loop (thread)
+//! that opened it; a connection reused on another loop is moved to that
+//! loop's reactor first, so no message ever needs a cross-thread wakeup. TLS
+//! streams cannot be moved, so they are reused on their own loop only. The
+//! size limit is shared by all loops.
 //!
 //! Connections logged in with a client's own password (passthrough) are
 //! never reused: each such client logs in afresh, so the upstream decides
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use helios_wire::{StartupParams, TransactionStatus};
+use helios_wire::{StartupParams, TransactionStatus, UpstreamStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::{ConnectError, UpstreamConn, UpstreamTarget};
@@ -75,6 +75,20 @@ pub struct PooledConn {
     poolable: bool,
     /// Whether it came from the pool rather than a fresh login.
     pub reused: bool,
+}
+
+/// Register a plain socket with the current event loop's reactor instead of
+/// the one it was opened on.
+fn rehome(stream: UpstreamStream) -> std::io::Result<UpstreamStream> {
+    Ok(match stream {
+        UpstreamStream::Tcp(s) => {
+            UpstreamStream::Tcp(tokio::net::TcpStream::from_std(s.into_std()?)?)
+        }
+        UpstreamStream::Unix(s) => {
+            UpstreamStream::Unix(tokio::net::UnixStream::from_std(s.into_std()?)?)
+        }
+        tls @ UpstreamStream::Tls(_) => tls,
+    })
 }
 
 /// Counts for an operator.
@@ -180,7 +194,9 @@ impl Pool {
         let here = std::thread::current().id();
         let pos = (shard.idle.iter())
             .rposition(|i| i.fits(params) && i.owner == here)
-            .or_else(|| shard.idle.iter().rposition(|i| i.fits(params)));
+            .or_else(|| {
+                (shard.idle.iter()).rposition(|i| i.fits(params) && !i.conn.stream.is_tls())
+            });
         let found = pos.and_then(|p| shard.idle.remove(p));
         (found, shard.permits.clone(), shard.returned.clone())
     }
@@ -200,20 +216,28 @@ impl Pool {
         })
     }
 
-    /// An idle connection the client cannot use (other parameters; any, for
-    /// a client that takes none), to close to make room.
+    /// An idle connection the client cannot use (other parameters, or TLS on
+    /// another loop; any, for a client that takes none), to close to make room.
     fn evict_other(&self, key: &PoolKey, params: &StartupParams, poolable: bool) -> Option<Idle> {
         let mut shards = self.shards.lock().unwrap();
         let shard = shards.get_mut(key)?;
-        let pos = shard
-            .idle
-            .iter()
-            .position(|i| !poolable || !i.fits(params))?;
+        let here = std::thread::current().id();
+        let usable = |i: &Idle| i.fits(params) && (i.owner == here || !i.conn.stream.is_tls());
+        let pos = shard.idle.iter().position(|i| !poolable || !usable(i))?;
         shard.idle.remove(pos)
     }
 
     /// Make sure an idle connection is still good before handing it out.
     async fn check(&self, mut idle: Idle, key: &PoolKey) -> Option<PooledConn> {
+        if idle.owner != std::thread::current().id() {
+            idle.conn.stream = match rehome(idle.conn.stream) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(conn = idle.conn.id, error = %e, "cannot move a pooled connection");
+                    return None;
+                }
+            };
+        }
         let too_old = idle.conn.created.elapsed() >= self.cfg.max_lifetime;
         if too_old || !idle.conn.is_quiet() {
             tracing::debug!(conn = idle.conn.id, too_old, "dropping pooled connection");
