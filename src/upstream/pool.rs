@@ -78,17 +78,35 @@ pub struct PooledConn {
 }
 
 /// Register a plain socket with the current event loop's reactor instead of
-/// the one it was opened on.
+/// the one it was opened on, checking on the way that it is still quiet: a
+/// freshly registered socket has no readiness recorded yet, so
+/// [`UpstreamConn::is_quiet`] could not tell.
 fn rehome(stream: UpstreamStream) -> std::io::Result<UpstreamStream> {
     Ok(match stream {
         UpstreamStream::Tcp(s) => {
-            UpstreamStream::Tcp(tokio::net::TcpStream::from_std(s.into_std()?)?)
+            let mut s = s.into_std()?;
+            ensure_quiet(&mut s)?;
+            UpstreamStream::Tcp(tokio::net::TcpStream::from_std(s)?)
         }
         UpstreamStream::Unix(s) => {
-            UpstreamStream::Unix(tokio::net::UnixStream::from_std(s.into_std()?)?)
+            let mut s = s.into_std()?;
+            ensure_quiet(&mut s)?;
+            UpstreamStream::Unix(tokio::net::UnixStream::from_std(s)?)
         }
         tls @ UpstreamStream::Tls(_) => tls,
     })
+}
+
+/// A non-blocking read on an idle connection: nothing to read is the only
+/// healthy answer (a byte or end-of-stream means it cannot be reused, so
+/// consuming it does no harm).
+fn ensure_quiet(s: &mut impl std::io::Read) -> std::io::Result<()> {
+    match s.read(&mut [0u8; 1]) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
+        Ok(0) => Err(std::io::Error::other("closed by the server")),
+        Ok(_) => Err(std::io::Error::other("unexpected data from the server")),
+    }
 }
 
 /// Counts for an operator.

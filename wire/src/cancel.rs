@@ -98,15 +98,7 @@ impl<T: Clone> CancelRegistry<T> {
 
     /// The target for a cancel request, if the key is live and the secret matches.
     pub fn lookup(&self, key: ClientKey) -> Option<T> {
-        let targets = self.targets.lock().unwrap();
-        let (secret, target) = targets.get(&key.pid)?;
-        // Compare without an early exit so timing does not reveal the secret.
-        let diff = (*secret ^ key.secret) as u32;
-        if diff == 0 {
-            target.clone()
-        } else {
-            None
-        }
+        self.lookup_with(key, T::clone)
     }
 
     /// Like [`CancelRegistry::lookup`], but runs `f` on the target while the
@@ -115,6 +107,7 @@ impl<T: Clone> CancelRegistry<T> {
     pub fn lookup_with<R>(&self, key: ClientKey, f: impl FnOnce(&T) -> R) -> Option<R> {
         let targets = self.targets.lock().unwrap();
         let (secret, target) = targets.get(&key.pid)?;
+        // Compare without an early exit so timing does not reveal the secret.
         let diff = (*secret ^ key.secret) as u32;
         if diff == 0 {
             target.as_ref().map(f)
