@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod nl;
 pub mod server;
 pub mod session;
 pub mod upstream;

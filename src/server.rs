@@ -39,6 +39,8 @@ pub struct Server {
     pub tls: Option<ServerTls>,
     pub pool: Pool,
     pub cancels: CancelRegistry<CancelTarget>,
+    /// Natural language, when enabled.
+    pub nl: Option<crate::nl::NlService>,
     /// Client connections open now (including ones still starting up).
     clients: Arc<AtomicUsize>,
     /// Secret for decoy credentials of unknown users.
@@ -115,7 +117,16 @@ impl Server {
             AuthMethodName::Upstream => AuthMethod::Upstream,
         };
         let pool = Pool::new(Arc::new(target), config.pool.clone());
+        let nl = if config.nl.enabled {
+            Some(
+                crate::nl::NlService::new(config.nl.clone())
+                    .map_err(|m| anyhow::anyhow!("nl.providers: {m}"))?,
+            )
+        } else {
+            None
+        };
         Ok(Arc::new(Server {
+            nl,
             config,
             auth_method,
             users,

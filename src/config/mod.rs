@@ -76,7 +76,7 @@ impl Config {
         env::apply_overrides(&mut value, vars)?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
-            let secret = ["password", "secret", "upstream_password", "url"]
+            let secret = ["password", "secret", "upstream_password", "url", "api_key"]
                 .iter()
                 .any(|k| key.ends_with(k));
             if secret {
@@ -113,6 +113,11 @@ impl Config {
         }
         if let Some(url) = &c.upstream.url {
             c.upstream.url = Some(redact_url(url));
+        }
+        for p in &mut c.nl.providers {
+            if p.api_key.is_some() {
+                p.api_key = Some(REDACTED.to_string());
+            }
         }
         toml::to_string_pretty(&c).expect("the config serializes")
     }

@@ -17,6 +17,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub pool: PoolConfig,
     pub log: LogConfig,
+    /// `[nl]`: natural language (owned by helios-nl).
+    pub nl: helios_nl::NlConfig,
 }
 
 /// `[server]`: where Helios listens and how much it accepts.
@@ -310,6 +312,41 @@ impl Config {
             return Err(ConfigError::invalid(
                 "upstream.connect_timeout",
                 "must be more than 0s",
+            ));
+        }
+        for (i, p) in self.nl.providers.iter().enumerate() {
+            let key = format!("nl.providers[{i}]");
+            if p.model.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.model"),
+                    "must not be empty",
+                ));
+            }
+            if let Some(url) = &p.base_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::invalid(
+                        &format!("{key}.base_url"),
+                        format!("\"{url}\" is not an http(s) URL"),
+                    ));
+                }
+            }
+            if p.timeout.is_zero() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.timeout"),
+                    "must be more than 0s",
+                ));
+            }
+        }
+        if self.nl.max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "nl.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.nl.similarity_threshold) {
+            return Err(ConfigError::invalid(
+                "nl.similarity_threshold",
+                "must be between 0 and 1",
             ));
         }
         if let Some(url) = &self.upstream.url {

@@ -6,6 +6,7 @@
 //!   -> relay until either side ends -> release the upstream to the pool
 //! ```
 
+mod nl;
 mod relay;
 mod startup;
 
@@ -95,7 +96,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             params,
         };
         let key = PoolKey { database, user };
-        let mut pooled = match server.pool.acquire(key, &login).await {
+        let mut pooled = match server.pool.acquire(key.clone(), &login).await {
             Ok(p) => p,
             Err(ConnectError::Rejected {
                 frame,
@@ -123,6 +124,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         let client_key = server.cancels.issue_preferring(pooled.conn.key.pid);
         let cancel_target = pooled.conn.cancel_target();
         let cancels_in_flight = cancel_target.in_flight.clone();
+        let cancel_signal = cancel_target.requested.clone();
         server.cancels.set_target(client_key, Some(cancel_target));
         tracing::debug!(
             conn = pooled.conn.id,
@@ -134,7 +136,25 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         if greet(&mut stream, &pooled.conn, client_key).await.is_ok() {
             let max_message = server.config.server.max_message_size;
             let mut relay = Relay::new(&mut stream, &mut pooled.conn, client_key.pid, max_message);
-            let end = relay.run().await;
+            let mut nl_state = nl::NlState::new(server.nl.as_ref());
+            let end = loop {
+                let end = match &server.nl {
+                    Some(_) => relay.run(&mut nl_state).await,
+                    None => relay.run(&mut relay::NoIntercept).await,
+                };
+                let (RelayEnd::Handover, Some(service)) = (&end, &server.nl) else {
+                    break end;
+                };
+                let ctx = nl::Ctx {
+                    service,
+                    key: &key,
+                    max_message,
+                    cancel: &cancel_signal,
+                };
+                if let Err(e) = nl::handle(&mut relay, &mut nl_state, &ctx).await {
+                    break nl::relay_end(e);
+                }
+            };
             tracing::debug!(?end, "session ended");
             reusable = matches!(
                 end,
@@ -215,6 +235,7 @@ async fn cancel(server: &Server, key: ClientKey) {
     });
     match found {
         Some((target, _guard)) => {
+            target.requested.raise();
             tracing::debug!(
                 pid = key.pid,
                 upstream_pid = target.key.pid,

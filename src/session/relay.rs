@@ -16,9 +16,9 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use helios_wire::frame::{get_cstr, tag};
+use helios_wire::frame::{get_cstr, read_frame_buffered, tag, HEADER_LEN};
 use helios_wire::{
-    ClientStream, FrameError, FrameScanner, FrameVisitor, Scan, TagSet, TransactionStatus,
+    ClientStream, Frame, FrameError, FrameScanner, FrameVisitor, Scan, TagSet, TransactionStatus,
 };
 use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
@@ -33,9 +33,31 @@ const HEADER_LEN_OF_TERMINATE: usize = 5;
 /// Room made in a buffer before each read.
 const READ_CHUNK: usize = 32 * 1024;
 
+/// Decides which client messages Helios answers itself instead of relaying
+/// (natural-language requests, for now). Asked only about Query, Parse,
+/// Bind, Describe and Close messages of modest size, with the whole message
+/// in hand.
+pub trait Intercept: Send {
+    /// `frame` is the whole message, tag and length included.
+    fn wants(&mut self, frame: &[u8]) -> bool;
+}
+
+/// Intercepts nothing: a pure relay.
+pub struct NoIntercept;
+
+impl Intercept for NoIntercept {
+    fn wants(&mut self, _frame: &[u8]) -> bool {
+        false
+    }
+}
+
 /// Why the relay stopped.
 #[derive(Debug)]
 pub enum RelayEnd {
+    /// A client message Helios answers itself sits at the front of the client
+    /// buffer; everything before it has been answered. Take it with
+    /// [`Relay::take_client_frame`], answer, then `run` again.
+    Handover,
     /// The client sent Terminate (not forwarded: the connection may be pooled).
     Terminate,
     /// The client closed its connection.
@@ -61,6 +83,8 @@ pub struct SessionState {
     /// Extended-protocol messages were sent since the last Sync: the
     /// upstream is mid-pipeline (maybe inside an implicit transaction).
     unsynced: bool,
+    /// A Bind or Execute was among them: portals exist, or a statement ran.
+    bound_since_sync: bool,
 }
 
 /// Client-to-upstream observer: counts requests that will be answered by a
@@ -78,16 +102,20 @@ impl FrameVisitor for FromClient<'_> {
                 s.in_flight += 1;
                 s.syncs_since_statement += 1;
                 s.unsynced = false;
+                s.bound_since_sync = false;
             }
             tag::QUERY => {
                 s.in_flight += 1;
                 s.syncs_since_statement = 0;
             }
-            tag::EXECUTE => {
-                s.syncs_since_statement = 0;
+            tag::EXECUTE | tag::BIND => {
+                if t == tag::EXECUTE {
+                    s.syncs_since_statement = 0;
+                }
                 s.unsynced = true;
+                s.bound_since_sync = true;
             }
-            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE => s.unsynced = true,
+            tag::PARSE | tag::DESCRIBE | tag::CLOSE => s.unsynced = true,
             tag::FUNCTION_CALL => s.in_flight += 1,
             // A client sends these only after CopyInResponse, so `copy_in`
             // is already known here.
@@ -153,7 +181,16 @@ impl FrameVisitor for FromUpstream<'_> {
     }
 }
 
-const CLIENT_INTERCEPT: TagSet = TagSet::empty().with(tag::TERMINATE);
+const CLIENT_INTERCEPT: TagSet = TagSet::empty()
+    .with(tag::TERMINATE)
+    .with(tag::QUERY)
+    .with(tag::PARSE)
+    .with(tag::BIND)
+    .with(tag::DESCRIBE)
+    .with(tag::CLOSE);
+/// Larger Query/Parse/Bind messages are never handed over (they stream):
+/// a natural-language question is not a megabyte long.
+const INTERCEPT_LIMIT: usize = 1 << 20;
 const UPSTREAM_INSPECT: TagSet = TagSet::empty()
     .with(tag::COPY_IN_RESPONSE)
     .with(tag::NOTIFICATION_RESPONSE)
@@ -196,6 +233,13 @@ pub struct Relay<'a> {
     /// The pid in the BackendKeyData Helios gave the client.
     client_pid: i32,
     own_notifications: Vec<usize>,
+    /// The parked client message is to be handed over (not a Terminate).
+    handover: bool,
+    /// See [`Relay::take_handover_unsynced`].
+    handover_unsynced: bool,
+    /// Messages from the upstream for the client, gathered while Helios
+    /// talked to the upstream itself.
+    to_client: BytesMut,
     pub state: SessionState,
 }
 
@@ -211,7 +255,8 @@ impl<'a> Relay<'a> {
             up,
             c2u: Pipe {
                 buf: BytesMut::with_capacity(READ_CHUNK),
-                scan: FrameScanner::frontend(max_message, TagSet::empty(), CLIENT_INTERCEPT),
+                scan: FrameScanner::frontend(max_message, TagSet::empty(), CLIENT_INTERCEPT)
+                    .with_intercept_limit(INTERCEPT_LIMIT),
                 unflushed: false,
                 eof: false,
                 client_gone: false,
@@ -223,19 +268,129 @@ impl<'a> Relay<'a> {
             client_error: None,
             client_pid,
             own_notifications: Vec::new(),
+            handover: false,
+            handover_unsynced: false,
+            to_client: BytesMut::new(),
             state: SessionState::default(),
         }
     }
 
-    /// Relay until one side ends the session.
-    pub async fn run(&mut self) -> RelayEnd {
+    /// Relay until one side ends the session, or a message is for Helios.
+    pub async fn run(&mut self, intercept: &mut dyn Intercept) -> RelayEnd {
         // Bytes the upstream sent during Helios's own exchanges go first.
         if !self.up.rbuf.is_empty() {
             if let Err(end) = self.scan_upstream() {
                 return end;
             }
         }
-        poll_fn(|cx| self.poll_relay(cx)).await
+        // So do client messages read but not yet looked at.
+        if !self.c2u.buf.is_empty() && !self.c2u.scan.is_parked() {
+            self.scan_client(intercept);
+        }
+        poll_fn(|cx| self.poll_relay(cx, intercept)).await
+    }
+
+    /// Scan what the client sent, deciding on each intercepted message.
+    fn scan_client(&mut self, intercept: &mut dyn Intercept) {
+        loop {
+            let mut v = FromClient {
+                state: &mut self.state,
+            };
+            match self.c2u.scan.scan(&self.c2u.buf, &mut v) {
+                Ok(Scan::NeedMore) => return,
+                Ok(Scan::Intercept { tag: t, len }) => {
+                    if t == tag::TERMINATE {
+                        return;
+                    }
+                    let at = self.c2u.scan.ready();
+                    let frame = &self.c2u.buf[at..at + len];
+                    // Helios answers a message itself at a Sync boundary, or
+                    // after only Parse/Describe/Close (a driver closing old
+                    // statements first): a Sync Helios sends then changes
+                    // nothing and brings their replies. After a Bind or
+                    // Execute, it would end the client's portals or implicit
+                    // transaction: the message is relayed.
+                    let wanted = intercept.wants(frame);
+                    if wanted && !v.state.bound_since_sync {
+                        self.handover = true;
+                        self.handover_unsynced = v.state.unsynced;
+                        v.state.unsynced = false;
+                        return;
+                    }
+                    if wanted {
+                        tracing::info!("natural-language request in the middle of an extended-protocol batch: relayed as is");
+                    }
+                    let _ = v.header(t, len);
+                    self.c2u.scan.pass_intercepted(len);
+                }
+                Err(e) => {
+                    // As PostgreSQL would: what came before the bad
+                    // message still runs and is answered; then the
+                    // session ends. Read nothing more from this client.
+                    self.client_error = Some(e);
+                    self.c2u.eof = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the upstream owes replies to messages relayed before the
+    /// handed-over one (no Sync since): the handler sends Sync to get them.
+    pub fn take_handover_unsynced(&mut self) -> bool {
+        std::mem::take(&mut self.handover_unsynced)
+    }
+
+    /// The upstream is mid-pipeline because of messages a handler forwarded.
+    pub fn mark_unsynced(&mut self) {
+        self.state.unsynced = true;
+    }
+
+    /// Put a client message back in front, for the relay to handle (a
+    /// handler met a message that is not its business).
+    pub fn unread_client_frame(&mut self, f: &Frame) {
+        let mut buf = BytesMut::with_capacity(
+            (f.body.len() + HEADER_LEN + self.c2u.buf.len()).max(READ_CHUNK),
+        );
+        buf.extend_from_slice(&f.to_bytes());
+        buf.extend_from_slice(&self.c2u.buf);
+        self.c2u.buf = buf;
+    }
+
+    /// The handed-over client message (see [`RelayEnd::Handover`]).
+    pub fn take_client_frame(&mut self) -> Frame {
+        debug_assert!(self.handover && self.c2u.scan.ready() == 0);
+        let len = 1 + i32::from_be_bytes([
+            self.c2u.buf[1],
+            self.c2u.buf[2],
+            self.c2u.buf[3],
+            self.c2u.buf[4],
+        ]) as usize;
+        let mut bytes = self.c2u.buf.split_to(len);
+        self.c2u.scan.consume_intercepted();
+        self.handover = false;
+        let t = bytes[0];
+        bytes.advance(HEADER_LEN);
+        Frame {
+            tag: t,
+            body: bytes,
+        }
+    }
+
+    /// The client's next whole message, for a handler answering several.
+    pub async fn read_client_frame(&mut self, max: usize) -> io::Result<Option<Frame>> {
+        read_frame_buffered(&mut *self.client, &mut self.c2u.buf, max).await
+    }
+
+    /// The client, the upstream connection, and the buffer for upstream
+    /// messages addressed to the client, for a handler.
+    pub fn parts(&mut self) -> (&mut ClientStream, &mut UpstreamConn, &mut BytesMut) {
+        (self.client, self.up, &mut self.to_client)
+    }
+
+    /// The upstream's transaction status as of its last ReadyForQuery.
+    pub fn upstream_status(&self) -> TransactionStatus {
+        self.up.status
     }
 
     /// Whether both directions stopped between messages with nothing buffered:
@@ -269,7 +424,11 @@ impl<'a> Relay<'a> {
         }
     }
 
-    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
+    fn poll_relay(
+        &mut self,
+        cx: &mut Context<'_>,
+        intercept: &mut dyn Intercept,
+    ) -> Poll<RelayEnd> {
         loop {
             let mut progress = false;
 
@@ -309,7 +468,8 @@ impl<'a> Relay<'a> {
             }
 
             // Client -> upstream.
-            let stopped_reading = self.c2u.scan.is_parked() || self.client_error.is_some();
+            let stopped_reading =
+                (self.c2u.scan.is_parked() && !self.handover) || self.client_error.is_some();
             if stopped_reading && self.c2u.scan.ready() == 0 && !self.c2u.client_gone {
                 // Terminate is in, everything before it forwarded: only watch
                 // for the client hanging up (then nobody awaits the answers),
@@ -340,19 +500,7 @@ impl<'a> Relay<'a> {
                     }
                     Poll::Ready(Ok(_)) => {
                         progress = true;
-                        let mut v = FromClient {
-                            state: &mut self.state,
-                        };
-                        match self.c2u.scan.scan(&self.c2u.buf, &mut v) {
-                            Ok(Scan::NeedMore) | Ok(Scan::Intercept { .. }) => {}
-                            Err(e) => {
-                                // As PostgreSQL would: what came before the bad
-                                // message still runs and is answered; then the
-                                // session ends. Read nothing more from this client.
-                                self.client_error = Some(e);
-                                self.c2u.eof = true;
-                            }
-                        }
+                        self.scan_client(intercept);
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientFailed(e)),
                     Poll::Pending => {}
@@ -382,6 +530,15 @@ impl<'a> Relay<'a> {
                     if answered {
                         let e = self.client_error.take().expect("checked");
                         return Poll::Ready(RelayEnd::ClientProtocol(e));
+                    }
+                } else if self.handover {
+                    // Everything before it answered, nothing half-sent either way.
+                    if self.state.in_flight == 0
+                        && self.u2c_scan.ready() == 0
+                        && !self.u2c_unflushed
+                        && self.u2c_scan.at_boundary(self.up.rbuf.len())
+                    {
+                        return Poll::Ready(RelayEnd::Handover);
                     }
                 } else if self.c2u.scan.is_parked() {
                     if answered {

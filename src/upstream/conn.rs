@@ -86,6 +86,7 @@ impl UpstreamConn {
             tls: self.stream.is_tls(),
             key: self.key,
             in_flight: Default::default(),
+            requested: Default::default(),
         }
     }
 

@@ -160,6 +160,39 @@ pub struct CancelTarget {
     /// takes it exclusively before its connection is reset for another
     /// client, so a late cancel can never hit the next client's query.
     pub in_flight: Arc<tokio::sync::RwLock<()>>,
+    /// Raised on every cancel request, for work Helios does itself while the
+    /// upstream is idle (asking an LLM), which a cancel sent upstream misses.
+    pub requested: Arc<CancelSignal>,
+}
+
+/// Cancel requests for one session, counted, with a way to wait for the next.
+#[derive(Debug, Default)]
+pub struct CancelSignal {
+    count: std::sync::atomic::AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl CancelSignal {
+    pub fn raise(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Requests so far: pass it to [`CancelSignal::after`].
+    pub fn seen(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once a request arrives after `seen` (at once if one already has).
+    pub async fn after(&self, seen: u64) {
+        loop {
+            let notified = self.notify.notified();
+            if self.seen() != seen {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Why Helios could not get a logged-in upstream connection.

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod llm;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};

@@ -133,6 +133,8 @@ pub struct FrameScanner {
     /// Whether only frontend tags are acceptable.
     frontend: bool,
     parked: bool,
+    /// Intercepted tags in frames larger than this stream through instead.
+    intercept_limit: usize,
 }
 
 impl FrameScanner {
@@ -156,7 +158,15 @@ impl FrameScanner {
             intercept,
             frontend,
             parked: false,
+            intercept_limit: usize::MAX,
         }
+    }
+
+    /// Intercept only frames up to `limit` bytes; larger ones stream through
+    /// (reported to the visitor like any other frame).
+    pub fn with_intercept_limit(mut self, limit: usize) -> Self {
+        self.intercept_limit = limit;
+        self
     }
 
     /// Bytes at the front of the buffer cleared to be forwarded.
@@ -229,15 +239,19 @@ impl FrameScanner {
                     limit: self.max_len,
                 });
             }
-            let whole = self.inspect.contains(t) || self.intercept.contains(t);
+            // Frames too big to hold whole are never intercepted: they stream.
+            let intercepted = self.intercept.contains(t) && total <= self.intercept_limit;
+            let whole = self.inspect.contains(t) || intercepted;
             if whole && rest.len() < total {
                 return Ok(Scan::NeedMore);
             }
-            v.header(t, total)?;
-            if self.intercept.contains(t) {
+            if intercepted {
+                // Not reported to the visitor: the caller decides whether the
+                // frame goes on (`pass_intercepted`) or is answered by Helios.
                 self.parked = true;
                 return Ok(Scan::Intercept { tag: t, len: total });
             }
+            v.header(t, total)?;
             if whole {
                 v.frame(self.ready, &rest[..total]);
                 self.ready += total;
@@ -264,7 +278,8 @@ impl FrameScanner {
         self.parked = false;
     }
 
-    /// The intercepted frame may go through unchanged.
+    /// The intercepted frame may go through unchanged. (It was not reported
+    /// to the visitor; the caller does that if it needs to.)
     pub fn pass_intercepted(&mut self, len: usize) {
         debug_assert!(self.parked);
         self.parked = false;

@@ -16,6 +16,7 @@ pub mod cancel;
 pub mod error;
 pub mod frame;
 pub mod messages;
+pub mod results;
 pub mod startup;
 pub mod stream;
 pub mod tls;

@@ -1,0 +1,491 @@
+//! The pipeline: question in, validated SQL out.
+//!
+//! cache → retrieval → (step plan, for complex questions) → prompt → model →
+//! static checks → DataFusion plan check → EXPLAIN on the upstream; a
+//! rejected answer goes back to the model with the reason, up to
+//! `nl.max_attempts`, and the same SQL twice ends the loop.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use helios_planner::check::PlanChecker;
+use helios_planner::{Catalog, QualifiedName};
+use tracing::Instrument;
+
+use crate::cache::{Hit, TranslationCache};
+use crate::complexity;
+use crate::config::NlConfig;
+use crate::conversation::Conversation;
+use crate::error::{NlError, NlErrorKind};
+use crate::prompt::{self, Answer, PromptInput};
+use crate::provider::{ChatMessage, ChatRequest, ChatResponse, ProviderChain};
+use crate::retrieval::{RetrievalOptions, SchemaIndex};
+use crate::validate::{self, Problem};
+
+/// A translated question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    pub sql: String,
+    /// The relations it reads.
+    pub tables: Vec<QualifiedName>,
+    /// Which provider wrote it.
+    pub provider: String,
+    /// Model answers it took (0 when cached).
+    pub attempts: u32,
+    pub cached: bool,
+}
+
+/// A catalog made ready for translation: its retrieval index and plan
+/// checker, built once per catalog version.
+pub struct Schema {
+    pub index: SchemaIndex,
+    pub checker: PlanChecker,
+}
+
+impl Schema {
+    pub fn new(catalog: Arc<Catalog>) -> Schema {
+        Schema {
+            checker: PlanChecker::new(&catalog),
+            index: SchemaIndex::new(catalog),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        self.index.catalog()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.catalog().version
+    }
+}
+
+/// What the translator needs from the upstream: EXPLAIN, as the client's role.
+#[async_trait::async_trait]
+pub trait Upstream: Send {
+    async fn explain(&mut self, sql: &str) -> Result<(), ExplainError>;
+
+    /// Resolves when the client cancels its request; never, by default.
+    async fn cancelled(&mut self) {
+        std::future::pending::<()>().await
+    }
+}
+
+/// Why EXPLAIN did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExplainError {
+    /// The server rejected the statement; its message goes back to the model.
+    Rejected(String),
+    /// The connection failed: the translation ends (nothing more can be checked).
+    Broken(String),
+    /// Cancelled, timed out or deadlocked: the request ends with 57014.
+    Interrupted(String),
+}
+
+/// Translates questions; shared by every session.
+pub struct Translator {
+    config: NlConfig,
+    providers: ProviderChain,
+    cache: TranslationCache,
+}
+
+/// The state of one translation's attempts.
+struct Attempts {
+    used: u32,
+    last_sql: Option<String>,
+    last_problem: Option<Problem>,
+    provider: String,
+}
+
+impl Translator {
+    /// The providers come from `config.providers`.
+    pub fn new(config: NlConfig) -> Result<Translator, String> {
+        let providers = ProviderChain::from_config(&config.providers)?;
+        Ok(Self::with_providers(config, providers))
+    }
+
+    pub fn with_providers(config: NlConfig, providers: ProviderChain) -> Translator {
+        Translator {
+            cache: TranslationCache::new(config.cache_entries, config.similarity_threshold),
+            config,
+            providers,
+        }
+    }
+
+    pub fn config(&self) -> &NlConfig {
+        &self.config
+    }
+
+    pub fn cache(&self) -> &TranslationCache {
+        &self.cache
+    }
+
+    pub fn providers(&self) -> &ProviderChain {
+        &self.providers
+    }
+
+    /// Translate `question` against `schema`, in `conversation`, checking the
+    /// SQL with `upstream`.
+    pub async fn translate(
+        &self,
+        question: &str,
+        schema: &Schema,
+        conversation: &Conversation,
+        upstream: &mut dyn Upstream,
+    ) -> Result<Translation, NlError> {
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(NlError::new(
+                NlErrorKind::InvalidQuestion,
+                "the question is empty",
+            ));
+        }
+        let span = tracing::info_span!(
+            "nl.translate",
+            attempts = tracing::field::Empty,
+            cached = tracing::field::Empty
+        );
+        self.translate_in_span(question, schema, conversation, upstream, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn translate_in_span(
+        &self,
+        question: &str,
+        schema: &Schema,
+        conversation: &Conversation,
+        upstream: &mut dyn Upstream,
+        span: &tracing::Span,
+    ) -> Result<Translation, NlError> {
+        let started = Instant::now();
+        let context_digest = conversation.context_digest(question);
+
+        let embedding = self.embedding(question).await;
+        if let Some(hit) = self.cache.get(
+            question,
+            schema.version(),
+            context_digest,
+            embedding.as_deref(),
+        ) {
+            span.record("cached", true);
+            let t = match hit {
+                Hit::Exact(t) => t,
+                Hit::Similar { translation, .. } => translation,
+            };
+            metrics::counter!("helios_nl_translations_total", "outcome" => "cached").increment(1);
+            return Ok(Translation {
+                cached: true,
+                attempts: 0,
+                ..(*t).clone()
+            });
+        }
+        if self.providers.is_empty() {
+            return Err(NlError::new(
+                NlErrorKind::Provider,
+                "no natural-language provider is configured",
+            )
+            .with_hint("Add an [[nl.providers]] section (kind = \"openai\" or \"anthropic\") to the configuration."));
+        }
+
+        let context: Vec<String> = conversation
+            .turns()
+            .flat_map(|t| [t.question.clone(), t.sql.clone()])
+            .collect();
+        let retrieved = schema.index.retrieve(
+            question,
+            &RetrievalOptions {
+                token_budget: self.config.schema_token_budget,
+                share_values: self.config.share_values,
+                context,
+            },
+        );
+        let input = PromptInput {
+            question,
+            schema: &retrieved,
+            examples: &self.config.examples,
+            conversation,
+            max_examples: 3,
+        };
+
+        let mut attempts = Attempts {
+            used: 0,
+            last_sql: None,
+            last_problem: None,
+            provider: String::new(),
+        };
+        let mut result = None;
+        if complexity::score(question) > self.config.complexity_threshold {
+            result = self
+                .translate_in_steps(question, &input, schema, upstream, &mut attempts)
+                .await?;
+        }
+        let outcome = match result {
+            Some(done) => Ok(done),
+            None => {
+                self.translate_direct(&prompt::build(&input), schema, upstream, &mut attempts)
+                    .await
+            }
+        };
+        span.record("attempts", attempts.used);
+        metrics::histogram!("helios_nl_translate_seconds").record(started.elapsed().as_secs_f64());
+        let (sql, tables) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                metrics::counter!("helios_nl_translations_total", "outcome" => "failed")
+                    .increment(1);
+                return Err(e);
+            }
+        };
+        metrics::counter!("helios_nl_translations_total", "outcome" => "translated").increment(1);
+        let translation = Translation {
+            sql,
+            tables,
+            provider: attempts.provider,
+            attempts: attempts.used,
+            cached: false,
+        };
+        self.cache.insert(
+            question,
+            schema.version(),
+            context_digest,
+            embedding,
+            Arc::new(translation.clone()),
+        );
+        Ok(translation)
+    }
+
+    async fn embedding(&self, question: &str) -> Option<Vec<f32>> {
+        self.providers
+            .embed(&[question.to_string()])
+            .await
+            .and_then(|mut v| v.pop())
+    }
+
+    /// Ask, check, and ask again with the reason, until valid or out of attempts.
+    async fn translate_direct(
+        &self,
+        first: &ChatRequest,
+        schema: &Schema,
+        upstream: &mut dyn Upstream,
+        attempts: &mut Attempts,
+    ) -> Result<(String, Vec<QualifiedName>), NlError> {
+        let mut request = first.clone();
+        while attempts.used < self.config.max_attempts.max(1) {
+            let reply = self.ask(&request, attempts, upstream).await?;
+            let sql = match prompt::extract_sql(&reply.content) {
+                Answer::Sql(sql) => sql,
+                Answer::CannotAnswer(why) => {
+                    return Err(NlError::new(
+                        NlErrorKind::Untranslatable,
+                        format!("the question cannot be answered from the schema: {why}"),
+                    ))
+                }
+                Answer::Empty => {
+                    let problem = Problem::Invalid("the answer held no SQL".into());
+                    request = prompt::correction(&request, "", &problem_text(&problem));
+                    attempts.last_problem = Some(problem);
+                    continue;
+                }
+            };
+            if attempts.last_sql.as_deref() == Some(sql.as_str()) {
+                // The same SQL twice: the model is not converging.
+                break;
+            }
+            attempts.last_sql = Some(sql.clone());
+            match self.check(&sql, schema, upstream).await? {
+                Ok(tables) => return Ok((sql, tables)),
+                Err(problem) => {
+                    tracing::debug!(%sql, problem = %problem_text(&problem), "rejected");
+                    request = prompt::correction(&request, &sql, &problem_text(&problem));
+                    attempts.last_problem = Some(problem);
+                }
+            }
+        }
+        Err(failure(attempts))
+    }
+
+    /// Complex questions: a step plan, each step written and checked as a
+    /// CTE over the earlier ones. `Ok(None)`: no usable plan, translate directly.
+    async fn translate_in_steps(
+        &self,
+        question: &str,
+        input: &PromptInput<'_>,
+        schema: &Schema,
+        upstream: &mut dyn Upstream,
+        attempts: &mut Attempts,
+    ) -> Result<Option<(String, Vec<QualifiedName>)>, NlError> {
+        let base = prompt::build(input);
+        let mut plan_request = base.clone();
+        plan_request.messages.push(ChatMessage::user(format!(
+            "{}\nQuestion: {question}",
+            complexity::PLAN_INSTRUCTION
+        )));
+        let reply = self.ask(&plan_request, attempts, upstream).await?;
+        let Some(steps) = complexity::parse_plan(&reply.content) else {
+            tracing::debug!("no usable step plan; translating directly");
+            return Ok(None);
+        };
+        let mut done: Vec<(String, String)> = Vec::new();
+        for step in &steps {
+            let mut request = base.clone();
+            let earlier: String = done
+                .iter()
+                .map(|(n, s)| format!("\n{n}:\n```sql\n{s}\n```"))
+                .collect();
+            request.messages.push(ChatMessage::user(format!(
+                "We answer \"{question}\" in steps. Write the SQL for step {}: {}.{}{}",
+                step.name,
+                step.description,
+                if earlier.is_empty() {
+                    ""
+                } else {
+                    "\nEarlier steps, usable as tables by name:"
+                },
+                earlier
+            )));
+            let mut last = None;
+            let per_step = self.config.max_attempts.max(1);
+            let mut tries = 0;
+            let mut written = None;
+            while tries < per_step {
+                tries += 1;
+                let reply = self.ask(&request, attempts, upstream).await?;
+                let Answer::Sql(sql) = prompt::extract_sql(&reply.content) else {
+                    break;
+                };
+                if last.as_deref() == Some(sql.as_str()) {
+                    break;
+                }
+                last = Some(sql.clone());
+                let mut so_far = done.clone();
+                so_far.push((step.name.clone(), sql.clone()));
+                match self
+                    .check(&complexity::compose(&so_far), schema, upstream)
+                    .await?
+                {
+                    Ok(_) => {
+                        written = Some(sql);
+                        break;
+                    }
+                    Err(problem) => {
+                        request = prompt::correction(&request, &sql, &problem_text(&problem));
+                        attempts.last_problem = Some(problem);
+                    }
+                }
+            }
+            match written {
+                Some(sql) => done.push((step.name.clone(), sql)),
+                None => {
+                    tracing::debug!(step = %step.name, "step failed; translating directly");
+                    return Ok(None);
+                }
+            }
+        }
+        let sql = complexity::compose(&done);
+        match self.check(&sql, schema, upstream).await? {
+            Ok(tables) => Ok(Some((sql, tables))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// One model call; a cancel from the client ends it (and the request).
+    async fn ask(
+        &self,
+        request: &ChatRequest,
+        attempts: &mut Attempts,
+        upstream: &mut dyn Upstream,
+    ) -> Result<ChatResponse, NlError> {
+        attempts.used += 1;
+        let answer = tokio::select! {
+            answer = self.providers.complete(request) => answer,
+            () = upstream.cancelled() => {
+                return Err(NlError::new(
+                    NlErrorKind::Interrupted,
+                    "canceling statement due to user request",
+                ))
+            }
+        };
+        match answer {
+            Ok(reply) => {
+                attempts.provider = reply.provider.clone();
+                Ok(reply)
+            }
+            Err(errors) => Err(NlError::new(
+                NlErrorKind::Provider,
+                "no natural-language provider answered",
+            )
+            .with_detail(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
+    }
+
+    /// Static checks, the DataFusion plan, then EXPLAIN upstream. The outer
+    /// `Err`: the upstream connection failed and the translation ends.
+    async fn check(
+        &self,
+        sql: &str,
+        schema: &Schema,
+        upstream: &mut dyn Upstream,
+    ) -> Result<Result<Vec<QualifiedName>, Problem>, NlError> {
+        let validated = match validate::check_static(sql, schema.catalog()) {
+            Ok(v) => v,
+            Err(p) => return Ok(Err(p)),
+        };
+        if let Err(p) = validate::check_plan(&schema.checker, &validated.sql).await {
+            return Ok(Err(p));
+        }
+        match upstream.explain(&validated.sql).await {
+            Ok(()) => Ok(Ok(validated.tables)),
+            Err(ExplainError::Rejected(m)) => Ok(Err(Problem::Invalid(m))),
+            Err(ExplainError::Broken(m)) => Err(NlError::new(
+                NlErrorKind::Upstream,
+                format!("lost the upstream connection while checking the SQL: {m}"),
+            )),
+            Err(ExplainError::Interrupted(m)) => Err(NlError::new(
+                NlErrorKind::Interrupted,
+                format!("checking the generated SQL was interrupted: {m}"),
+            )),
+        }
+    }
+}
+
+fn problem_text(p: &Problem) -> String {
+    match p {
+        Problem::Refused(m) => format!("it is not allowed: {m}"),
+        Problem::Invalid(m) => m.clone(),
+    }
+}
+
+/// The error after the attempts ran out.
+fn failure(attempts: &Attempts) -> NlError {
+    let detail = attempts
+        .last_sql
+        .as_ref()
+        .map(|sql| format!("last SQL: {sql}"));
+    let e = match &attempts.last_problem {
+        Some(Problem::Refused(m)) => NlError::new(
+            NlErrorKind::Refused,
+            format!("refused the generated SQL: {m}"),
+        )
+        .with_hint("Natural-language queries only read data."),
+        Some(Problem::Invalid(m)) => NlError::new(
+            NlErrorKind::Untranslatable,
+            format!(
+                "could not translate the question after {} attempt{}: {m}",
+                attempts.used,
+                if attempts.used == 1 { "" } else { "s" }
+            ),
+        )
+        .with_hint("Rephrase the question, or name the tables and columns it is about."),
+        None => NlError::new(NlErrorKind::Untranslatable, "the model gave no usable SQL"),
+    };
+    match detail {
+        Some(d) => e.with_detail(d),
+        None => e,
+    }
+}

@@ -1,0 +1,19 @@
+//! # helios-planner: what Helios knows about SQL and the upstream's schema
+//!
+//! - [`catalog`]: a snapshot of the upstream's tables, columns, keys, comments
+//!   and value statistics, loaded through any text-query runner.
+//! - [`sql`]: parsing (PostgreSQL dialect, DataFusion's sqlparser) and analysis
+//!   of a statement: its kind, the relations and functions it uses, whether it
+//!   can write or lock.
+//! - [`check`]: planning a statement in DataFusion against the catalog (tables
+//!   registered with their schemas, no data) to find unknown relations and
+//!   columns before the upstream sees it.
+//!
+//! It owns no sockets and no policy: callers decide what to refuse.
+
+pub mod catalog;
+pub mod check;
+pub mod sql;
+
+pub use catalog::{Catalog, Column, ForeignKey, QualifiedName, RelationKind, Table};
+pub use datafusion::sql::sqlparser;
