@@ -19,7 +19,8 @@
 //!    missed a gold column.
 //! 2. Timings (criterion) on a generated 500-table catalog: building the
 //!    index, `retrieve`, and the whole pipeline short of the model (retrieve,
-//!    prompt, static check and DataFusion plan check of an answer).
+//!    prompt, static check and DataFusion plan check of an answer), and a
+//!    translation answered from the cache (`Translator::translate`).
 
 #[path = "nl_retrieval/defog.rs"]
 mod defog;
@@ -32,7 +33,9 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 use helios_nl::conversation::Conversation;
 use helios_nl::prompt::{self, PromptInput};
 use helios_nl::retrieval::{RetrievalOptions, Retrieved, SchemaIndex};
+use helios_nl::translate::{ExplainError, Schema, Translation, Translator, Upstream};
 use helios_nl::validate::check_static;
+use helios_nl::NlConfig;
 use helios_planner::check::PlanChecker;
 use helios_planner::{Catalog, Column, ForeignKey, RelationKind, Table};
 
@@ -500,6 +503,33 @@ fn timings(c: &mut Criterion) {
             (request, plan)
         })
     });
+
+    // A repeated question: the cache answers before any provider or check.
+    let translator = Translator::new(NlConfig::default()).expect("no providers");
+    let schema = Schema::new(catalog.clone());
+    translator.cache().insert(
+        QUESTIONS[0],
+        schema.version(),
+        conversation.context_digest(QUESTIONS[0]),
+        None,
+        Arc::new(Translation {
+            sql: ANSWER.into(),
+            tables: vec![],
+            provider: "bench".into(),
+            attempts: 1,
+            cached: false,
+        }),
+    );
+    let mut upstream = NoUpstream;
+    c.bench_function("cached_translation_500_tables", |b| {
+        b.iter(|| {
+            let t = runtime
+                .block_on(translator.translate(QUESTIONS[0], &schema, &conversation, &mut upstream))
+                .expect("cached");
+            assert!(t.cached);
+            t
+        })
+    });
 }
 
 criterion_group! {
@@ -515,4 +545,14 @@ fn main() {
     recall_report();
     benches();
     Criterion::default().configure_from_args().final_summary();
+}
+
+/// The cached path never reaches the upstream.
+struct NoUpstream;
+
+#[async_trait::async_trait]
+impl Upstream for NoUpstream {
+    async fn explain(&mut self, _sql: &str) -> Result<(), ExplainError> {
+        unreachable!("a cached translation is not checked again")
+    }
 }

@@ -236,6 +236,10 @@ async fn cancel(server: &Server, key: ClientKey) {
     match found {
         Some((target, _guard)) => {
             target.requested.raise();
+            if target.requested.is_absorbing() {
+                tracing::debug!(pid = key.pid, "cancel taken by Helios's own work");
+                return;
+            }
             tracing::debug!(
                 pid = key.pid,
                 upstream_pid = target.key.pid,

@@ -170,9 +170,37 @@ pub struct CancelTarget {
 pub struct CancelSignal {
     count: std::sync::atomic::AtomicU64,
     notify: tokio::sync::Notify,
+    /// Helios is waiting on work of its own with the upstream idle: a cancel
+    /// is Helios's alone, and forwarding it could hit the session's next
+    /// statement instead.
+    absorbing: std::sync::atomic::AtomicBool,
+}
+
+/// While alive, cancels are not forwarded upstream (see [`CancelSignal::absorb`]).
+pub struct Absorbing<'a>(&'a CancelSignal);
+
+impl Drop for Absorbing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .absorbing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl CancelSignal {
+    /// Mark the upstream idle while Helios works (an LLM call), until the
+    /// guard is dropped.
+    pub fn absorb(&self) -> Absorbing<'_> {
+        self.absorbing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Absorbing(self)
+    }
+
+    /// Whether a cancel now is Helios's alone.
+    pub fn is_absorbing(&self) -> bool {
+        self.absorbing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn raise(&self) {
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.notify.notify_waiters();

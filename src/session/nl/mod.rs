@@ -271,7 +271,10 @@ impl helios_nl::translate::Upstream for Explainer<'_, '_> {
         }
     }
 
+    /// Called while the model is asked, with the upstream idle: a cancel
+    /// now is taken here and not forwarded.
     async fn cancelled(&mut self) {
+        let _absorbing = self.cancel.absorb();
         self.cancel.after(self.cancels_seen).await
     }
 }
