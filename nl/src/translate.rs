@@ -19,7 +19,7 @@ use crate::conversation::Conversation;
 use crate::error::{NlError, NlErrorKind};
 use crate::prompt::{self, Answer, PromptInput};
 use crate::provider::{ChatMessage, ChatRequest, ChatResponse, ProviderChain};
-use crate::retrieval::{RetrievalOptions, SchemaIndex};
+use crate::retrieval::{table_description, RetrievalOptions, SchemaIndex};
 use crate::validate::{self, Problem};
 
 /// A translated question.
@@ -40,6 +40,26 @@ pub struct Translation {
 pub struct Schema {
     pub index: SchemaIndex,
     pub checker: PlanChecker,
+    /// Each table's description embedded (catalog order), on first use
+    /// when a provider embeds; `None` inside: it could not.
+    table_embeddings: tokio::sync::OnceCell<Option<Vec<Vec<f32>>>>,
+}
+
+/// Descriptions per embeddings request.
+const EMBED_BATCH: usize = 256;
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
 }
 
 impl Schema {
@@ -47,6 +67,7 @@ impl Schema {
         Schema {
             checker: PlanChecker::new(&catalog),
             index: SchemaIndex::new(catalog),
+            table_embeddings: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -191,12 +212,17 @@ impl Translator {
             .turns()
             .flat_map(|t| [t.question.clone(), t.sql.clone()])
             .collect();
+        let table_similarity = match &embedding {
+            Some(q) => self.table_similarity(schema, q).await,
+            None => None,
+        };
         let retrieved = schema.index.retrieve(
             question,
             &RetrievalOptions {
                 token_budget: self.config.schema_token_budget,
                 share_values: self.config.share_values,
                 context,
+                table_similarity,
             },
         );
         let input = PromptInput {
@@ -252,6 +278,29 @@ impl Translator {
             Arc::new(translation.clone()),
         );
         Ok(translation)
+    }
+
+    /// Cosine similarity of the question to each table's description
+    /// (embedded once per schema version, in batches).
+    async fn table_similarity(&self, schema: &Schema, question: &[f32]) -> Option<Vec<f32>> {
+        let tables = schema
+            .table_embeddings
+            .get_or_init(|| async {
+                let descriptions: Vec<String> = schema
+                    .catalog()
+                    .tables
+                    .iter()
+                    .map(table_description)
+                    .collect();
+                let mut out = Vec::with_capacity(descriptions.len());
+                for chunk in descriptions.chunks(EMBED_BATCH) {
+                    out.extend(self.providers.embed(chunk).await?);
+                }
+                (out.len() == descriptions.len()).then_some(out)
+            })
+            .await
+            .as_ref()?;
+        Some(tables.iter().map(|t| cosine(question, t)).collect())
     }
 
     async fn embedding(&self, question: &str) -> Option<Vec<f32>> {

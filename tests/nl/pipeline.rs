@@ -230,6 +230,19 @@ async fn the_semantic_cache_uses_embeddings_when_the_provider_has_them() {
     );
     assert_eq!(shop.llm.calls(), 1);
     assert!(shop.llm.embedding_calls() >= 2);
+    // The tables' descriptions were embedded too (once), for retrieval.
+    let embedded: Vec<String> = shop
+        .llm
+        .requests()
+        .iter()
+        .flat_map(|r| r.embedding_inputs())
+        .collect();
+    let descriptions: Vec<&String> = embedded
+        .iter()
+        .filter(|t| t.starts_with("customers: id, name, city"))
+        .collect();
+    assert_eq!(descriptions.len(), 1, "{embedded:?}");
+    assert!(descriptions[0].contains("people who buy from the shop"));
 }
 
 #[tokio::test]

@@ -58,6 +58,44 @@ const WHOLE_SCHEMA_SHARE: f64 = 0.1;
 const MAX_BRIDGED: usize = 12;
 /// Value hints shown at most.
 const MAX_HINTS: usize = 10;
+/// Tables chosen by embedding similarity on top of the lexical choice, at
+/// most, and how close to the most similar one they must be.
+const SIMILAR_PICKS: usize = 2;
+const SIMILAR_WITHIN: f32 = 0.9;
+
+/// The tables most similar by embedding: up to [`SIMILAR_PICKS`], each at
+/// least [`SIMILAR_WITHIN`] of the best similarity.
+fn most_similar(similarity: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..similarity.len()).collect();
+    order.sort_by(|&a, &b| similarity[b].total_cmp(&similarity[a]).then(a.cmp(&b)));
+    let Some(&top) = order.first() else {
+        return Vec::new();
+    };
+    let best = similarity[top];
+    if best <= 0.0 {
+        return Vec::new();
+    }
+    order
+        .into_iter()
+        .take(SIMILAR_PICKS)
+        .filter(|&t| similarity[t] >= best * SIMILAR_WITHIN)
+        .collect()
+}
+
+/// The text embedded for a table: its name, columns and comment in words.
+pub fn table_description(table: &helios_planner::Table) -> String {
+    let columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut d = format!(
+        "{}: {}",
+        table.name.replace('_', " "),
+        columns.join(", ").replace('_', " ")
+    );
+    if let Some(c) = &table.comment {
+        d.push_str(". ");
+        d.push_str(c);
+    }
+    d
+}
 
 /// What [`SchemaIndex::retrieve`] may send.
 #[derive(Debug, Clone)]
@@ -71,6 +109,11 @@ pub struct RetrievalOptions {
     /// Earlier questions and SQL of the conversation: their words count too,
     /// with less weight, so a follow-up ("and by month?") keeps its tables.
     pub context: Vec<String>,
+    /// Per table (catalog order), the cosine similarity of the question's
+    /// embedding to the table's description, when the provider embeds:
+    /// the most similar tables are chosen too, which finds tables a
+    /// question names by a synonym ("clients" for `customers`).
+    pub table_similarity: Option<Vec<f32>>,
 }
 
 impl Default for RetrievalOptions {
@@ -79,6 +122,7 @@ impl Default for RetrievalOptions {
             token_budget: 4000,
             share_values: true,
             context: Vec::new(),
+            table_similarity: None,
         }
     }
 }
@@ -234,7 +278,7 @@ impl SchemaIndex {
         let candidates = if send_whole {
             by_score
         } else {
-            self.select(&scores, &by_score)
+            self.select(&scores, &by_score, opts.table_similarity.as_deref())
         };
 
         let hints = self.hints(&scores);
@@ -317,17 +361,29 @@ impl SchemaIndex {
     /// `sales_customers` (it adds "customer" as a table name), and none of
     /// the other `orders` (they add nothing). Taking stops when what a
     /// table adds falls under [`RELATIVE_CUTOFF`] of what the first one did.
-    fn select(&self, scores: &Scores, by_score: &[usize]) -> Vec<usize> {
+    fn select(
+        &self,
+        scores: &Scores,
+        by_score: &[usize],
+        similarity: Option<&[f32]>,
+    ) -> Vec<usize> {
+        let similar = similarity.map(most_similar).unwrap_or_default();
         let best = by_score.first().map_or(0.0, |&t| scores.tables[t]);
         if best <= 0.0 {
-            // Nothing matched: the best-connected tables are the likeliest hubs.
-            let mut hubs = by_score.to_vec();
-            hubs.sort_by_key(|&t| std::cmp::Reverse(self.graph.neighbours(t).len()));
-            return hubs;
+            let mut order = by_score.to_vec();
+            match similarity {
+                // Nothing matched by words: by meaning, then as ranked.
+                Some(s) if s.len() == order.len() => {
+                    order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)))
+                }
+                // Nothing matched: the best-connected tables are the likeliest hubs.
+                _ => order.sort_by_key(|&t| std::cmp::Reverse(self.graph.neighbours(t).len())),
+            }
+            return order;
         }
         let picked = self.cover(scores);
         let mut picked: Vec<usize> = picked;
-        for &t in &scores.named {
+        for &t in scores.named.iter().chain(&similar) {
             if !picked.contains(&t) {
                 picked.push(t);
             }

@@ -592,3 +592,39 @@ fn notes_go_to_the_columns_the_question_is_about() {
     );
     assert!(got.ddl.contains("  year integer\n"), "{}", got.ddl);
 }
+
+#[test]
+fn tables_similar_by_embedding_are_chosen_too() {
+    let idx = big();
+    let catalog = idx.catalog().clone();
+    let customers = catalog
+        .tables
+        .iter()
+        .position(|t| t.name == "customers")
+        .unwrap();
+    // "clients" shares no word with any identifier; the embeddings know.
+    let mut similarity = vec![0.1f32; catalog.tables.len()];
+    similarity[customers] = 0.8;
+    let with = RetrievalOptions {
+        table_similarity: Some(similarity.clone()),
+        ..opts()
+    };
+    let got = idx.retrieve("list the clients", &with);
+    assert_eq!(names(&got).first(), Some(&"customers"), "{:?}", names(&got));
+    // With some words matched, the similar table joins the lexical choice.
+    let got = idx.retrieve("orders of each client", &with);
+    let kept = names(&got);
+    assert!(
+        kept.contains(&"orders") && kept.contains(&"customers"),
+        "{kept:?}"
+    );
+    // Flat similarities add nothing.
+    let flat = RetrievalOptions {
+        table_similarity: Some(vec![0.0; catalog.tables.len()]),
+        ..opts()
+    };
+    assert_eq!(
+        idx.retrieve("orders of each client", &flat).ddl,
+        idx.retrieve("orders of each client", &opts()).ddl
+    );
+}
