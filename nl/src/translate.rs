@@ -41,8 +41,8 @@ pub struct Schema {
     pub index: SchemaIndex,
     pub checker: PlanChecker,
     /// Each table's description embedded (catalog order), on first use
-    /// when a provider embeds; `None` inside: it could not.
-    table_embeddings: tokio::sync::OnceCell<Option<Vec<Vec<f32>>>>,
+    /// when a provider embeds.
+    table_embeddings: tokio::sync::OnceCell<Vec<Vec<f32>>>,
 }
 
 /// Descriptions per embeddings request.
@@ -283,9 +283,10 @@ impl Translator {
     /// Cosine similarity of the question to each table's description
     /// (embedded once per schema version, in batches).
     async fn table_similarity(&self, schema: &Schema, question: &[f32]) -> Option<Vec<f32>> {
+        // A failure is not kept: the next question tries again.
         let tables = schema
             .table_embeddings
-            .get_or_init(|| async {
+            .get_or_try_init(|| async {
                 let descriptions: Vec<String> = schema
                     .catalog()
                     .tables
@@ -294,12 +295,16 @@ impl Translator {
                     .collect();
                 let mut out = Vec::with_capacity(descriptions.len());
                 for chunk in descriptions.chunks(EMBED_BATCH) {
-                    out.extend(self.providers.embed(chunk).await?);
+                    out.extend(self.providers.embed(chunk).await.ok_or(())?);
                 }
-                (out.len() == descriptions.len()).then_some(out)
+                if out.len() == descriptions.len() {
+                    Ok(out)
+                } else {
+                    Err(())
+                }
             })
             .await
-            .as_ref()?;
+            .ok()?;
         Some(tables.iter().map(|t| cosine(question, t)).collect())
     }
 
@@ -446,13 +451,15 @@ impl Translator {
     ) -> Result<ChatResponse, NlError> {
         attempts.used += 1;
         let answer = tokio::select! {
-            answer = self.providers.complete(request) => answer,
+            // A cancel that arrives with the answer wins.
+            biased;
             () = upstream.cancelled() => {
                 return Err(NlError::new(
                     NlErrorKind::Interrupted,
                     "canceling statement due to user request",
                 ))
             }
+            answer = self.providers.complete(request) => answer,
         };
         match answer {
             Ok(reply) => {

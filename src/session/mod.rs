@@ -150,6 +150,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                     key: &key,
                     max_message,
                     cancel: &cancel_signal,
+                    cancels_seen: cancel_signal.seen(),
                 };
                 if let Err(e) = nl::handle(&mut relay, &mut nl_state, &ctx).await {
                     break nl::relay_end(e);

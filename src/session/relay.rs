@@ -313,8 +313,8 @@ impl<'a> Relay<'a> {
                     let wanted = intercept.wants(frame);
                     if wanted && !v.state.bound_since_sync {
                         self.handover = true;
+                        // `unsynced` stays set until the handler has synced.
                         self.handover_unsynced = v.state.unsynced;
-                        v.state.unsynced = false;
                         return;
                     }
                     if wanted {
@@ -344,6 +344,11 @@ impl<'a> Relay<'a> {
     /// The upstream is mid-pipeline because of messages a handler forwarded.
     pub fn mark_unsynced(&mut self) {
         self.state.unsynced = true;
+    }
+
+    /// A handler synced the upstream (and read its ReadyForQuery).
+    pub fn mark_synced(&mut self) {
+        self.state.unsynced = false;
     }
 
     /// Put a client message back in front, for the relay to handle (a

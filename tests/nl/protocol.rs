@@ -213,3 +213,80 @@ fn malformed_describe_and_a_simple_query_inside_an_nl_batch_get_postgres_answers
     c.send(&crate::common::raw::query("select 8"));
     assert_eq!(tags(&c.until_ready()), "TDCZ");
 }
+
+#[test]
+fn a_described_nl_statement_never_runs_inside_the_clients_transaction() {
+    let shop = Shop::start("");
+    shop.llm.reply_text("SELECT id FROM customers ORDER BY id");
+    let mut c = connect(&shop);
+    let mut m = parse("s", "-- nl: list the customers", &[]);
+    m.extend(describe(b'S', "s"));
+    m.extend(sync());
+    c.send(&m);
+    assert_eq!(tags(&c.until_ready()), "1tTZ");
+    c.send(&crate::common::raw::query(
+        "BEGIN; INSERT INTO customers VALUES (9, 'Eve', 'Rome')",
+    ));
+    assert_eq!(tags(&c.until_ready()), "CCZ");
+    let mut m = bind("", "s", &[], &[], &[]);
+    m.extend(execute("", 0));
+    m.extend(sync());
+    c.send(&m);
+    let got = c.until_ready();
+    assert_eq!(tags(&got), "2EZ");
+    assert_eq!(got[1].sqlstate().as_deref(), Some("25001"));
+    assert_eq!(got[2].body, b"T", "the client's transaction is still open");
+    c.send(&crate::common::raw::query("COMMIT"));
+    assert_eq!(tags(&c.until_ready()), "CZ");
+    assert_eq!(
+        shop.pg
+            .psql("select count(*) from customers where id = 9")
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn a_simple_nl_query_after_unsynced_parse_gets_the_replies_in_order() {
+    let shop = Shop::start("");
+    shop.llm.reply_text("SELECT count(*) FROM orders");
+    let mut c = connect(&shop);
+    let mut m = parse("x", "SELECT 1", &[]);
+    m.extend(crate::common::raw::query(
+        "SELECT * FROM nl('how many orders')",
+    ));
+    c.send(&m);
+    assert_eq!(tags(&c.until_ready()), "1NTDCZ");
+    // After an error, PostgreSQL ignores everything up to Sync, the NL
+    // Query included.
+    let mut m = parse("bad", "SELEC 1", &[]);
+    m.extend(crate::common::raw::query(
+        "SELECT * FROM nl('how many orders')",
+    ));
+    m.extend(sync());
+    c.send(&m);
+    let got = c.until_ready();
+    assert_eq!(tags(&got), "EZ");
+    assert_eq!(got[0].sqlstate().as_deref(), Some("42601"));
+    assert_eq!(shop.llm.calls(), 1);
+    c.send(&crate::common::raw::query("select 1"));
+    assert_eq!(tags(&c.until_ready()), "TDCZ");
+}
+
+#[test]
+fn a_client_leaving_mid_nl_batch_does_not_poison_the_pooled_connection() {
+    let shop = Shop::start("[pool]\nmax_size = 1\nreset_query = \"\"");
+    let mut c = connect(&shop);
+    let mut m = parse("n", "SELECT * FROM nl($1)", &[]);
+    m.extend(parse("bad", "SELEC 1", &[]));
+    c.send(&m);
+    // The bad Parse goes upstream (which then ignores all until Sync); the
+    // client leaves without sending Sync.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(c);
+    // The next client gets the (only) connection, or a fresh one, in a usable state.
+    let mut next = connect(&shop);
+    next.send(&crate::common::raw::query("select 42"));
+    let got = next.until_ready();
+    assert_eq!(tags(&got), "TDCZ");
+}

@@ -62,23 +62,27 @@ const MAX_HINTS: usize = 10;
 /// most, and how close to the most similar one they must be.
 const SIMILAR_PICKS: usize = 2;
 const SIMILAR_WITHIN: f32 = 0.9;
+const SIMILAR_MARGIN: f32 = 0.05;
 
-/// The tables most similar by embedding: up to [`SIMILAR_PICKS`], each at
-/// least [`SIMILAR_WITHIN`] of the best similarity.
+/// The tables most similar by embedding: up to [`SIMILAR_PICKS`] that stand
+/// out from the rest — at least [`SIMILAR_MARGIN`] above the mean, and
+/// within [`SIMILAR_WITHIN`] of the best's lead. Real embeddings put every
+/// table at some similarity; only a lead means anything.
 fn most_similar(similarity: &[f32]) -> Vec<usize> {
+    if similarity.is_empty() {
+        return Vec::new();
+    }
+    let mean = similarity.iter().sum::<f32>() / similarity.len() as f32;
     let mut order: Vec<usize> = (0..similarity.len()).collect();
     order.sort_by(|&a, &b| similarity[b].total_cmp(&similarity[a]).then(a.cmp(&b)));
-    let Some(&top) = order.first() else {
-        return Vec::new();
-    };
-    let best = similarity[top];
-    if best <= 0.0 {
+    let lead = similarity[order[0]] - mean;
+    if lead < SIMILAR_MARGIN {
         return Vec::new();
     }
     order
         .into_iter()
         .take(SIMILAR_PICKS)
-        .filter(|&t| similarity[t] >= best * SIMILAR_WITHIN)
+        .filter(|&t| similarity[t] - mean >= lead * SIMILAR_WITHIN)
         .collect()
 }
 

@@ -23,7 +23,7 @@ use helios_wire::results::{self, Column, ResultRows, Type};
 use helios_wire::{messages, Frame, PgError, SqlState, TransactionStatus};
 use tokio::io::AsyncWriteExt;
 
-use super::simple::{history, history_columns, in_transaction, sql_columns, sql_result};
+use super::simple::{cancelled, history, history_columns, in_transaction, sql_columns, sql_result};
 use super::upstream::{Outcome, Side};
 use super::{client_side, nl_error, sql_notice, translate, Ctx, NlPortal, NlState, NlStatement};
 use crate::session::relay::Relay;
@@ -71,9 +71,6 @@ pub async fn handle(
                 // Not part of the batch: answer what is pending and let the
                 // relay (or the simple-protocol handler) take it.
                 flush(relay, &mut b).await?;
-                if b.upstream_unsynced {
-                    relay.mark_unsynced();
-                }
                 relay.unread_client_frame(&f);
                 return Ok(());
             }
@@ -165,11 +162,15 @@ async fn sync_upstream(relay: &mut Relay<'_>, b: &mut Batch) -> io::Result<()> {
         // As PostgreSQL would: after an error, skip to the client's Sync.
         b.failed = true;
     }
+    relay.mark_synced();
     Ok(())
 }
 
 /// Send one message (and Flush) to the upstream and copy its reply to the client.
 async fn forward(relay: &mut Relay<'_>, b: &mut Batch, f: &Frame) -> io::Result<()> {
+    // Until Helios syncs it, the upstream is mid-pipeline: a session ending
+    // now must not hand the connection on as clean.
+    relay.mark_unsynced();
     let (_, conn, _) = relay.parts();
     let mut msg = f.to_bytes();
     msg.extend_from_slice(&[tag::FLUSH, 0, 0, 0, 4]);
@@ -454,6 +455,9 @@ async fn describe_sql(
     sql: &str,
     formats: &[i16],
 ) -> io::Result<()> {
+    if !own_work_allowed(relay, b).await? {
+        return Ok(());
+    }
     let (_, conn, to_client) = relay.parts();
     let mut side = Side::new(conn, to_client);
     match side
@@ -467,6 +471,21 @@ async fn describe_sql(
     Ok(())
 }
 
+/// Before any work of Helios's own on the upstream: end the upstream's part
+/// of the batch, and be outside a transaction block (the client's
+/// transaction is never touched). `false`: refused with 25001.
+async fn own_work_allowed(relay: &mut Relay<'_>, b: &mut Batch) -> io::Result<bool> {
+    sync_upstream(relay, b).await?;
+    if b.failed {
+        return Ok(false);
+    }
+    if relay.upstream_status() != TransactionStatus::Idle {
+        fail(b, nl_error(&in_transaction()));
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Translate a question for this batch (outside any transaction block).
 async fn translated(
     relay: &mut Relay<'_>,
@@ -475,9 +494,7 @@ async fn translated(
     b: &mut Batch,
     question: &str,
 ) -> io::Result<Option<helios_nl::translate::Translation>> {
-    sync_upstream(relay, b).await?;
-    if relay.upstream_status() != TransactionStatus::Idle {
-        fail(b, nl_error(&in_transaction()));
+    if !own_work_allowed(relay, b).await? {
         return Ok(None);
     }
     let (_, conn, to_client) = relay.parts();
@@ -556,6 +573,13 @@ async fn execute(
             let Some(t) = portal_translation(relay, nl, ctx, b, &name).await? else {
                 return Ok(());
             };
+            if !own_work_allowed(relay, b).await? {
+                return Ok(());
+            }
+            if ctx.cancel.seen() != ctx.cancels_seen {
+                fail(b, nl_error(&cancelled()));
+                return Ok(());
+            }
             sql_notice(&t, &mut b.out);
             flush(relay, b).await?;
             let (client, conn, to_client) = relay.parts();

@@ -124,8 +124,10 @@ pub struct Ctx<'a> {
     pub service: &'a NlService,
     pub key: &'a PoolKey,
     pub max_message: usize,
-    /// Cancel requests for this session.
+    /// Cancel requests for this session, and how many there were when this
+    /// request was handed over: any later one cancels it.
     pub cancel: &'a CancelSignal,
+    pub cancels_seen: u64,
 }
 
 /// Answer the message the relay handed over (it sits at the front of the
@@ -187,7 +189,7 @@ async fn translate(
         timeout: ctx.service.config().statement_timeout,
         broken: None,
         cancel: ctx.cancel,
-        cancels_seen: ctx.cancel.seen(),
+        cancels_seen: ctx.cancels_seen,
     };
     let result = ctx
         .service

@@ -23,6 +23,24 @@ pub async fn handle(
     let mut body = &frame.body[..];
     let sql = get_cstr(&mut body).unwrap_or_default();
     let mut out = BytesMut::new();
+    if relay.take_handover_unsynced() {
+        // Parse/Describe/Close came before this Query without a Sync: Helios
+        // syncs to get their replies, which go first.
+        let (_, conn, to_client) = relay.parts();
+        conn.stream.write_all(&[b'S', 0, 0, 0, 4]).await?;
+        conn.stream.flush().await?;
+        let failed = Side::new(conn, to_client)
+            .replies_until_ready(&mut out)
+            .await?;
+        relay.mark_synced();
+        if failed {
+            // PostgreSQL ignores everything after an error up to the client's
+            // Sync, this Query included: pass the error on and answer nothing.
+            let (client, _, _) = relay.parts();
+            client.write_all(&out).await.map_err(client_side)?;
+            return client.flush().await.map_err(client_side);
+        }
+    }
     let call = match detect::detect(&sql) {
         Some(Ok(call)) => call,
         Some(Err(e)) => {
@@ -70,6 +88,9 @@ pub async fn handle(
                     sql_result(&t, &[], true, &mut out);
                     nl.conversation.push(&q, &t.sql);
                 }
+                Ok(_) if ctx.cancel.seen() != ctx.cancels_seen => {
+                    nl_error(&cancelled()).encode(&mut out)
+                }
                 Ok(t) => {
                     sql_notice(&t, &mut out);
                     out.extend_from_slice(side.to_client);
@@ -91,6 +112,14 @@ pub async fn handle(
         }
     }
     finish(relay, out).await
+}
+
+/// 57014, as PostgreSQL answers a cancelled statement.
+pub(super) fn cancelled() -> NlError {
+    NlError::new(
+        NlErrorKind::Interrupted,
+        "canceling statement due to user request",
+    )
 }
 
 /// 25001, as PostgreSQL uses for things not allowed in a transaction block.

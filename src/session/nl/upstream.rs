@@ -156,12 +156,23 @@ impl<'a> Side<'a> {
         &mut self,
         timeout: Duration,
     ) -> io::Result<Result<(), ErrorFields>> {
+        if self.conn.status != TransactionStatus::Idle {
+            // Never inside the client's transaction: BEGIN would only warn,
+            // and the ROLLBACK after would end the client's work.
+            return Ok(Err(ErrorFields {
+                severity: "ERROR".into(),
+                code: "25001".into(),
+                message: "natural-language queries cannot run inside a transaction block".into(),
+                detail: None,
+            }));
+        }
         let begin = format!(
             "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SET LOCAL standard_conforming_strings = on",
             timeout.as_millis().max(1)
         );
         match self.query(&begin).await? {
-            Ok(_) => Ok(Ok(())),
+            Ok(_) if self.conn.status == TransactionStatus::InTransaction => Ok(Ok(())),
+            Ok(_) => Err(self.lost("BEGIN did not open a transaction")),
             Err(e) => {
                 self.rollback().await?;
                 Ok(Err(e))
@@ -169,12 +180,25 @@ impl<'a> Side<'a> {
         }
     }
 
-    /// End Helios's transaction. Always a rollback: a read-only transaction
-    /// has nothing to commit, and a rollback also undoes any setting a
-    /// statement changed (`set_config` in a function body, say).
+    /// End Helios's transaction, if one is open. Always a rollback: a
+    /// read-only transaction has nothing to commit, and a rollback also
+    /// undoes any setting a statement changed (`set_config` in a function
+    /// body). A connection that does not come back idle is not used again.
     pub async fn rollback(&mut self) -> io::Result<()> {
+        if self.conn.status == TransactionStatus::Idle {
+            return Ok(());
+        }
         let _ = self.query("ROLLBACK").await?;
+        if self.conn.status != TransactionStatus::Idle {
+            return Err(self.lost("ROLLBACK did not end Helios's transaction"));
+        }
         Ok(())
+    }
+
+    /// The connection is in a state Helios cannot vouch for: treat it as broken.
+    fn lost(&mut self, why: &str) -> io::Error {
+        self.broken = Some(io::ErrorKind::InvalidData);
+        io::Error::new(io::ErrorKind::InvalidData, why.to_string())
     }
 
     /// EXPLAIN the statement (in a guarded transaction, through Parse,
