@@ -98,7 +98,8 @@ fn cosine_words(a: &HashMap<String, f64>, b: &HashMap<String, f64>) -> f64 {
     }
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
+/// Cosine similarity of two embeddings (0 when their sizes differ).
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
     if a.len() != b.len() || a.is_empty() {
         return 0.0;
     }

@@ -12,7 +12,7 @@ use helios_planner::check::PlanChecker;
 use helios_planner::{Catalog, QualifiedName};
 use tracing::Instrument;
 
-use crate::cache::{Hit, TranslationCache};
+use crate::cache::{cosine, Hit, TranslationCache};
 use crate::complexity;
 use crate::config::NlConfig;
 use crate::conversation::Conversation;
@@ -47,20 +47,6 @@ pub struct Schema {
 
 /// Descriptions per embeddings request.
 const EMBED_BATCH: usize = 256;
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na * nb)
-    }
-}
 
 impl Schema {
     pub fn new(catalog: Arc<Catalog>) -> Schema {
@@ -305,7 +291,7 @@ impl Translator {
             })
             .await
             .ok()?;
-        Some(tables.iter().map(|t| cosine(question, t)).collect())
+        Some(tables.iter().map(|t| cosine(question, t) as f32).collect())
     }
 
     async fn embedding(&self, question: &str) -> Option<Vec<f32>> {

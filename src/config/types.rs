@@ -368,33 +368,9 @@ impl AuthMethodName {
     }
 }
 
-/// Durations as `"5s"`, `"250ms"`, `"10m"` (humantime), or a number of seconds.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{de, Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
-                de::Error::custom(format!(
-                    "invalid duration \"{t}\" ({e}); write e.g. \"500ms\", \"5s\", \"10m\""
-                ))
-            }),
-        }
-    }
-}
+/// Durations as `"5s"`, `"250ms"`, `"10m"` (humantime), or a number of
+/// seconds: the same reading as `[nl]`'s, so every duration key takes the same forms.
+pub use helios_nl::config::duration;
 
 /// Sizes as `"64MB"`, `"512kB"`, `"1GB"` (PostgreSQL's units, 1024-based), or bytes.
 pub mod size {

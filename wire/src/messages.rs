@@ -3,6 +3,7 @@
 //! Encoding is pgwire's where it has the message; these helpers fix the shapes.
 
 use bytes::{BufMut, BytesMut};
+use pgwire::messages::extendedquery::{Bind, Describe, Execute, Flush, Parse, Sync};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus as PgwireStatus};
 use pgwire::messages::startup::{
     Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey,
@@ -39,7 +40,7 @@ impl TransactionStatus {
     }
 }
 
-fn encode(m: impl Message, out: &mut BytesMut) {
+pub(crate) fn encode(m: impl Message, out: &mut BytesMut) {
     m.encode(out).expect("Helios's own messages are small");
 }
 
@@ -139,6 +140,40 @@ pub fn query(sql: &str, out: &mut BytesMut) {
     out.put_i32(4 + sql.len() as i32 + 1);
     out.put_slice(sql.as_bytes());
     out.put_u8(0);
+}
+
+/// Parse, Bind (no parameters; these result formats), Describe portal if
+/// `describe`, Execute if `execute`, then Sync — on the unnamed statement
+/// and portal: Helios's own one-statement exchange with the upstream.
+pub fn extended_query(
+    sql: &str,
+    result_formats: &[i16],
+    describe: bool,
+    execute: bool,
+    out: &mut BytesMut,
+) {
+    encode(Parse::new(None, sql.to_string(), vec![]), out);
+    encode(
+        Bind::new(None, None, vec![], vec![], result_formats.to_vec()),
+        out,
+    );
+    if describe {
+        encode(Describe::new(b'P', None), out);
+    }
+    if execute {
+        encode(Execute::new(None, 0), out);
+    }
+    sync(out);
+}
+
+/// Sync.
+pub fn sync(out: &mut BytesMut) {
+    encode(Sync::new(), out);
+}
+
+/// Flush.
+pub fn flush(out: &mut BytesMut) {
+    encode(Flush::new(), out);
 }
 
 /// Terminate.

@@ -5,11 +5,15 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 pub use pgwire::api::Type;
-use pgwire::messages::data::{FieldDescription, RowDescription};
+use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{BindComplete, CloseComplete, ParseComplete};
+use pgwire::messages::response::CommandComplete;
 use pgwire::messages::Message;
+
+use crate::messages::encode;
 pub use pgwire::types::ToSqlText;
 pub use postgres_types::ToSql;
 
@@ -124,41 +128,29 @@ fn type_size(t: &Type) -> i16 {
 
 /// CommandComplete with `tag` as is.
 pub fn command_complete(tag: &str, out: &mut BytesMut) {
-    out.put_u8(b'C');
-    out.put_i32(4 + tag.len() as i32 + 1);
-    out.put_slice(tag.as_bytes());
-    out.put_u8(0);
+    encode(CommandComplete::new(tag.to_string()), out);
 }
 
 /// Small fixed-shape replies of the extended protocol.
 pub fn parse_complete(out: &mut BytesMut) {
-    out.put_u8(b'1');
-    out.put_i32(4);
+    encode(ParseComplete::new(), out);
 }
 
 pub fn bind_complete(out: &mut BytesMut) {
-    out.put_u8(b'2');
-    out.put_i32(4);
+    encode(BindComplete::new(), out);
 }
 
 pub fn close_complete(out: &mut BytesMut) {
-    out.put_u8(b'3');
-    out.put_i32(4);
+    encode(CloseComplete::new(), out);
 }
 
 pub fn no_data(out: &mut BytesMut) {
-    out.put_u8(b'n');
-    out.put_i32(4);
+    encode(NoData::new(), out);
 }
 
 /// ParameterDescription for these type oids.
 pub fn parameter_description(oids: &[u32], out: &mut BytesMut) {
-    out.put_u8(b't');
-    out.put_i32(4 + 2 + 4 * oids.len() as i32);
-    out.put_i16(oids.len() as i16);
-    for oid in oids {
-        out.put_u32(*oid);
-    }
+    encode(ParameterDescription::new(oids.to_vec()), out);
 }
 
 #[cfg(test)]

@@ -155,10 +155,7 @@ async fn sync_upstream(relay: &mut Relay<'_>, b: &mut Batch) -> io::Result<()> {
     }
     b.upstream_unsynced = false;
     let (_, conn, to_client) = relay.parts();
-    conn.stream.write_all(&[b'S', 0, 0, 0, 4]).await?;
-    conn.stream.flush().await?;
-    let mut side = Side::new(conn, to_client);
-    if side.replies_until_ready(&mut b.out).await? {
+    if Side::new(conn, to_client).sync_owed(&mut b.out).await? {
         // As PostgreSQL would: after an error, skip to the client's Sync.
         b.failed = true;
     }
@@ -173,7 +170,7 @@ async fn forward(relay: &mut Relay<'_>, b: &mut Batch, f: &Frame) -> io::Result<
     relay.mark_unsynced();
     let (_, conn, _) = relay.parts();
     let mut msg = f.to_bytes();
-    msg.extend_from_slice(&[tag::FLUSH, 0, 0, 0, 4]);
+    messages::flush(&mut msg);
     conn.stream.write_all(&msg).await?;
     conn.stream.flush().await?;
     b.upstream_unsynced = true;

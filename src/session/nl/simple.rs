@@ -27,11 +27,7 @@ pub async fn handle(
         // Parse/Describe/Close came before this Query without a Sync: Helios
         // syncs to get their replies, which go first.
         let (_, conn, to_client) = relay.parts();
-        conn.stream.write_all(&[b'S', 0, 0, 0, 4]).await?;
-        conn.stream.flush().await?;
-        let failed = Side::new(conn, to_client)
-            .replies_until_ready(&mut out)
-            .await?;
+        let failed = Side::new(conn, to_client).sync_owed(&mut out).await?;
         relay.mark_synced();
         if failed {
             // PostgreSQL ignores everything after an error up to the client's

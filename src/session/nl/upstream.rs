@@ -128,9 +128,18 @@ impl<'a> Side<'a> {
         })
     }
 
-    /// After a Sync Helios sent: the replies up to ReadyForQuery (not
-    /// included) go to `out`, for the client. `true`: one was an error.
-    pub async fn replies_until_ready(&mut self, out: &mut BytesMut) -> io::Result<bool> {
+    /// Send Sync for messages the client sent without one: their replies,
+    /// up to ReadyForQuery (not included), go to `out` for the client.
+    /// `true`: one was an error (the client's later messages up to its own
+    /// Sync are to be ignored, as PostgreSQL would).
+    pub async fn sync_owed(&mut self, out: &mut BytesMut) -> io::Result<bool> {
+        let mut sync = BytesMut::new();
+        messages::sync(&mut sync);
+        self.send(&sync).await?;
+        self.replies_until_ready(out).await
+    }
+
+    async fn replies_until_ready(&mut self, out: &mut BytesMut) -> io::Result<bool> {
         let mut error = false;
         loop {
             let f = self.next().await?;
@@ -212,7 +221,7 @@ impl<'a> Side<'a> {
             return Ok(Err(e));
         }
         let mut out = BytesMut::new();
-        extended(&format!("EXPLAIN {sql}"), &[], false, true, &mut out);
+        messages::extended_query(&format!("EXPLAIN {sql}"), &[], false, true, &mut out);
         self.send(&out).await?;
         let error = self.error_until_ready().await?;
         self.rollback().await?;
@@ -231,7 +240,7 @@ impl<'a> Side<'a> {
             return Ok(Err(e));
         }
         let mut out = BytesMut::new();
-        extended(sql, result_formats, true, false, &mut out);
+        messages::extended_query(sql, result_formats, true, false, &mut out);
         self.send(&out).await?;
         let mut description = None;
         let mut error = None;
@@ -287,7 +296,7 @@ impl<'a> Side<'a> {
             return Ok(Outcome::Failed(e));
         }
         let mut out = BytesMut::new();
-        extended(sql, result_formats, describe, true, &mut out);
+        messages::extended_query(sql, result_formats, describe, true, &mut out);
         self.send(&out).await?;
         let mut batch = BytesMut::with_capacity(16 * 1024);
         let mut failed = None;
@@ -320,42 +329,6 @@ impl<'a> Side<'a> {
             None => Outcome::Done,
         })
     }
-}
-
-/// Parse, Bind (these result formats), Describe portal?, Execute?, Sync — on
-/// the unnamed statement and portal.
-fn extended(sql: &str, result_formats: &[i16], describe: bool, execute: bool, out: &mut BytesMut) {
-    use bytes::BufMut;
-    let mut body = BytesMut::new();
-    body.put_u8(0); // unnamed statement
-    body.put_slice(sql.as_bytes());
-    body.put_u8(0);
-    body.put_i16(0);
-    framed(b'P', &body, out);
-    body.clear();
-    body.put_u8(0); // portal
-    body.put_u8(0); // statement
-    body.put_i16(0); // parameter formats
-    body.put_i16(0); // parameters
-    body.put_i16(result_formats.len() as i16);
-    for f in result_formats {
-        body.put_i16(*f);
-    }
-    framed(b'B', &body, out);
-    if describe {
-        framed(b'D', b"P\0", out);
-    }
-    if execute {
-        framed(b'E', &[0, 0, 0, 0, 0], out);
-    }
-    framed(b'S', &[], out);
-}
-
-fn framed(t: u8, body: &[u8], out: &mut BytesMut) {
-    use bytes::BufMut;
-    out.put_u8(t);
-    out.put_i32(4 + body.len() as i32);
-    out.put_slice(body);
 }
 
 /// A DataRow's values as text (the simple protocol returns text).
