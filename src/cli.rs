@@ -35,6 +35,11 @@ pub enum Command {
         /// The file to check (else --config).
         file: Option<PathBuf>,
     },
+    /// Install, in the upstream database, the triggers that tell Helios of
+    /// writes made elsewhere (for `cache.invalidation = "notify"`). Connects
+    /// as the upstream URL's user; run it again after adding tables unless
+    /// it could install the DDL event trigger (superuser).
+    InstallInvalidation,
 }
 
 impl Cli {

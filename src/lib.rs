@@ -3,12 +3,14 @@
 //! The binary's crate: command line ([`cli`]), configuration ([`config`]),
 //! the listener and shared state ([`server`]), each client's session
 //! ([`session`]: startup, authentication, the relay), and the upstream
-//! connections and their pool ([`upstream`]).
+//! connections and their pool ([`upstream`]), the result cache's shared
+//! state ([`cache`]) and natural language's ([`nl`]).
 //!
 //! Protocol details (framing, startup packets, authentication exchanges, TLS
 //! setup) live in `helios-wire`; this crate decides what to do with them.
 //! See `ARCHITECTURE.md` in the shared docs for the path of a query.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod logging;

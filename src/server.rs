@@ -41,6 +41,8 @@ pub struct Server {
     pub cancels: CancelRegistry<CancelTarget>,
     /// Natural language, when enabled.
     pub nl: Option<crate::nl::NlService>,
+    /// The result cache, unless `cache.mode = "off"`.
+    pub cache: Option<Arc<crate::cache::CacheService>>,
     /// Client connections open now (including ones still starting up).
     clients: Arc<AtomicUsize>,
     /// Secret for decoy credentials of unknown users.
@@ -125,8 +127,10 @@ impl Server {
         } else {
             None
         };
+        let cache = crate::cache::CacheService::new(&config.cache);
         Ok(Arc::new(Server {
             nl,
+            cache,
             config,
             auth_method,
             users,

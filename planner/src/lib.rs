@@ -8,9 +8,12 @@
 //! - [`check`]: planning a statement in DataFusion against the catalog (tables
 //!   registered with their schemas, no data) to find unknown relations and
 //!   columns before the upstream sees it.
+//! - [`cacheable`]: what the result cache may keep (candidates, writes,
+//!   hints, fingerprints) and the catalog query that settles a candidate.
 //!
 //! It owns no sockets and no policy: callers decide what to refuse.
 
+pub mod cacheable;
 pub mod catalog;
 pub mod check;
 pub mod sql;

@@ -6,11 +6,13 @@
 //! naming the key) -> [`Config::validate`]. `config/helios.toml` documents
 //! every key.
 
+mod cache;
 mod env;
 mod types;
 
 use std::path::Path;
 
+pub use cache::*;
 pub use types::*;
 
 /// A configuration problem, worded for the person who wrote the file.

@@ -17,6 +17,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub pool: PoolConfig,
     pub log: LogConfig,
+    /// `[cache]`: the result cache.
+    pub cache: super::CacheConfig,
     /// `[nl]`: natural language (owned by helios-nl).
     pub nl: helios_nl::NlConfig,
 }
@@ -349,6 +351,7 @@ impl Config {
                 "must be between 0 and 1",
             ));
         }
+        self.cache.validate()?;
         if let Some(url) = &self.upstream.url {
             crate::upstream::UpstreamTarget::from_config(url, &self.upstream)
                 .map_err(|m| ConfigError::invalid("upstream.url", m))?;

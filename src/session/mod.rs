@@ -6,6 +6,7 @@
 //!   -> relay until either side ends -> release the upstream to the pool
 //! ```
 
+mod cache;
 mod nl;
 mod relay;
 mod startup;
@@ -17,7 +18,7 @@ use helios_wire::{messages, ClientKey, ClientStream, PgError, SqlState, Transact
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
-pub use relay::{Relay, RelayEnd};
+pub use relay::{Intercept, Relay, RelayEnd};
 use startup::Negotiated;
 
 use crate::server::{ClientSlot, Server};
@@ -136,23 +137,55 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         if greet(&mut stream, &pooled.conn, client_key).await.is_ok() {
             let max_message = server.config.server.max_message_size;
             let mut relay = Relay::new(&mut stream, &mut pooled.conn, client_key.pid, max_message);
-            let mut nl_state = nl::NlState::new(server.nl.as_ref());
+            if let Some(svc) = &server.cache {
+                svc.ensure_listener(&key.database, server.pool.target().clone(), &login);
+            }
+            let mut intercepts = Intercepts {
+                nl: server
+                    .nl
+                    .as_ref()
+                    .map(|s| (s, nl::NlState::new(Some(s)))),
+                cache: server
+                    .cache
+                    .as_ref()
+                    .map(|c| cache::CacheState::new(c.clone(), &key.database)),
+                owner: None,
+            };
             let end = loop {
-                let end = match &server.nl {
-                    Some(_) => relay.run(&mut nl_state).await,
-                    None => relay.run(&mut relay::NoIntercept).await,
+                let end = if intercepts.nl.is_none() && intercepts.cache.is_none() {
+                    relay.run(&mut relay::NoIntercept).await
+                } else {
+                    relay.run(&mut intercepts).await
                 };
-                let (RelayEnd::Handover, Some(service)) = (&end, &server.nl) else {
+                let RelayEnd::Handover = end else {
                     break end;
                 };
-                let ctx = nl::Ctx {
-                    service,
-                    key: &key,
-                    max_message,
-                    cancel: &cancel_signal,
-                    cancels_seen: cancel_signal.seen(),
+                let handled = match (intercepts.owner.take(), &mut intercepts) {
+                    (
+                        Some(Owner::Nl),
+                        Intercepts {
+                            nl: Some((service, nl_state)),
+                            ..
+                        },
+                    ) => {
+                        let ctx = nl::Ctx {
+                            service,
+                            key: &key,
+                            max_message,
+                            cancel: &cancel_signal,
+                            cancels_seen: cancel_signal.seen(),
+                        };
+                        nl::handle(&mut relay, nl_state, &ctx).await
+                    }
+                    (
+                        Some(Owner::Cache),
+                        Intercepts {
+                            cache: Some(state), ..
+                        },
+                    ) => cache::handle(&mut relay, state, max_message).await,
+                    _ => unreachable!("a handover has an owner"),
                 };
-                if let Err(e) = nl::handle(&mut relay, &mut nl_state, &ctx).await {
+                if let Err(e) = handled {
                     break nl::relay_end(e);
                 }
             };
@@ -195,6 +228,56 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
     }
     .instrument(span)
     .await
+}
+
+/// Who asked for the message the relay handed over.
+enum Owner {
+    Nl,
+    Cache,
+}
+
+/// The session's interceptors: natural language first, then the cache.
+struct Intercepts<'s> {
+    nl: Option<(&'s crate::nl::NlService, nl::NlState)>,
+    cache: Option<cache::CacheState>,
+    owner: Option<Owner>,
+}
+
+impl Intercept for Intercepts<'_> {
+    fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool {
+        self.owner = None;
+        if let Some((_, nl)) = &mut self.nl {
+            if nl.wants(frame, in_flight) {
+                self.owner = Some(Owner::Nl);
+                return true;
+            }
+        }
+        if let Some(c) = &mut self.cache {
+            if c.wants(frame, in_flight) {
+                self.owner = Some(Owner::Cache);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn unseen_statement(&mut self) {
+        if let Some(c) = &mut self.cache {
+            c.unseen_statement();
+        }
+    }
+
+    fn upstream_cleared(&mut self, bytes: &[u8]) {
+        if let Some(c) = &mut self.cache {
+            c.upstream_cleared(bytes);
+        }
+    }
+
+    fn upstream_ready(&mut self, status: TransactionStatus) {
+        if let Some(c) = &mut self.cache {
+            c.upstream_ready(status);
+        }
+    }
 }
 
 /// The greeting once the upstream connection is ready: AuthenticationOk, the

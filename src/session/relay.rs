@@ -38,15 +38,34 @@ const READ_CHUNK: usize = 32 * 1024;
 /// Bind, Describe and Close messages of modest size, with the whole message
 /// in hand.
 pub trait Intercept: Send {
-    /// `frame` is the whole message, tag and length included.
-    fn wants(&mut self, frame: &[u8]) -> bool;
+    /// `frame` is the whole message, tag and length included. Also asked,
+    /// with the answer ignored, about messages a handler gave back to be
+    /// relayed (see [`Relay::pass_client_frames`]): what it learns from a
+    /// message it learns on every pass.
+    /// `in_flight`: requests (Query, Sync) relayed before this message
+    /// whose ReadyForQuery has not come back.
+    fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool;
+
+    /// A statement went by that [`Intercept::wants`] was not asked about: a
+    /// Query, Parse or Bind too large to hand over, or a FunctionCall.
+    fn unseen_statement(&mut self) {}
+
+    /// Bytes from the upstream the relay has just cleared for the client,
+    /// in order, before they are written to it (the result cache copies
+    /// replies from here).
+    fn upstream_cleared(&mut self, _bytes: &[u8]) {}
+
+    /// A ReadyForQuery has been cleared for the client and is not written
+    /// yet: with status idle, a transaction (or a statement outside one) has
+    /// ended and the client has not heard so.
+    fn upstream_ready(&mut self, _status: TransactionStatus) {}
 }
 
 /// Intercepts nothing: a pure relay.
 pub struct NoIntercept;
 
 impl Intercept for NoIntercept {
-    fn wants(&mut self, _frame: &[u8]) -> bool {
+    fn wants(&mut self, _frame: &[u8], _in_flight: u32) -> bool {
         false
     }
 }
@@ -74,6 +93,10 @@ pub enum RelayEnd {
 pub struct SessionState {
     /// Requests sent (Query, Sync, FunctionCall) whose ReadyForQuery has not come back.
     pub in_flight: u32,
+    /// ReadyForQuery statuses seen in the last scan of upstream bytes.
+    pub ready_seen: Vec<TransactionStatus>,
+    /// A statement the intercept was not asked about went by.
+    pub unseen_statement: bool,
     /// Syncs the client sent since its last Execute or Query: if that
     /// statement turns out to be a COPY FROM STDIN, PostgreSQL ignores them
     /// (it discards Sync in copy-in mode), so they will get no ReadyForQuery.
@@ -95,7 +118,7 @@ struct FromClient<'a> {
 
 impl FrameVisitor for FromClient<'_> {
     #[inline]
-    fn header(&mut self, t: u8, _len: usize) -> Result<(), FrameError> {
+    fn header(&mut self, t: u8, len: usize) -> Result<(), FrameError> {
         let s = &mut *self.state;
         match t {
             tag::SYNC => {
@@ -107,16 +130,25 @@ impl FrameVisitor for FromClient<'_> {
             tag::QUERY => {
                 s.in_flight += 1;
                 s.syncs_since_statement = 0;
+                s.unseen_statement |= len > INTERCEPT_LIMIT;
             }
             tag::EXECUTE | tag::BIND => {
                 if t == tag::EXECUTE {
                     s.syncs_since_statement = 0;
+                } else {
+                    s.unseen_statement |= len > INTERCEPT_LIMIT;
                 }
                 s.unsynced = true;
                 s.bound_since_sync = true;
             }
-            tag::PARSE | tag::DESCRIBE | tag::CLOSE => s.unsynced = true,
-            tag::FUNCTION_CALL => s.in_flight += 1,
+            tag::PARSE | tag::DESCRIBE | tag::CLOSE => {
+                s.unsynced = true;
+                s.unseen_statement |= t == tag::PARSE && len > INTERCEPT_LIMIT;
+            }
+            tag::FUNCTION_CALL => {
+                s.in_flight += 1;
+                s.unseen_statement = true;
+            }
             // A client sends these only after CopyInResponse, so `copy_in`
             // is already known here.
             tag::COPY_DONE | tag::COPY_FAIL if s.copy_in => {
@@ -153,6 +185,7 @@ impl FrameVisitor for FromUpstream<'_> {
                 self.state.in_flight = self.state.in_flight.saturating_sub(1);
                 if let Some(s) = frame.get(5).and_then(|&b| TransactionStatus::from_byte(b)) {
                     *self.conn_status = s;
+                    self.state.ready_seen.push(s);
                 }
             }
             tag::PARAMETER_STATUS => {
@@ -237,6 +270,9 @@ pub struct Relay<'a> {
     handover: bool,
     /// See [`Relay::take_handover_unsynced`].
     handover_unsynced: bool,
+    /// Intercepted-kind messages at the front of the client buffer that a
+    /// handler gave back: relayed without being handed over again.
+    pass_count: usize,
     /// Messages from the upstream for the client, gathered while Helios
     /// talked to the upstream itself.
     to_client: BytesMut,
@@ -270,6 +306,7 @@ impl<'a> Relay<'a> {
             own_notifications: Vec::new(),
             handover: false,
             handover_unsynced: false,
+            pass_count: 0,
             to_client: BytesMut::new(),
             state: SessionState::default(),
         }
@@ -279,7 +316,7 @@ impl<'a> Relay<'a> {
     pub async fn run(&mut self, intercept: &mut dyn Intercept) -> RelayEnd {
         // Bytes the upstream sent during Helios's own exchanges go first.
         if !self.up.rbuf.is_empty() {
-            if let Err(end) = self.scan_upstream() {
+            if let Err(end) = self.scan_upstream(intercept) {
                 return end;
             }
         }
@@ -292,6 +329,13 @@ impl<'a> Relay<'a> {
 
     /// Scan what the client sent, deciding on each intercepted message.
     fn scan_client(&mut self, intercept: &mut dyn Intercept) {
+        self.scan_client_frames(intercept);
+        if std::mem::take(&mut self.state.unseen_statement) {
+            intercept.unseen_statement();
+        }
+    }
+
+    fn scan_client_frames(&mut self, intercept: &mut dyn Intercept) {
         loop {
             let mut v = FromClient {
                 state: &mut self.state,
@@ -304,13 +348,21 @@ impl<'a> Relay<'a> {
                     }
                     let at = self.c2u.scan.ready();
                     let frame = &self.c2u.buf[at..at + len];
+                    let in_flight = v.state.in_flight;
+                    if self.pass_count > 0 {
+                        self.pass_count -= 1;
+                        let _ = intercept.wants(frame, in_flight);
+                        let _ = v.header(t, len);
+                        self.c2u.scan.pass_intercepted(len);
+                        continue;
+                    }
                     // Helios answers a message itself at a Sync boundary, or
                     // after only Parse/Describe/Close (a driver closing old
                     // statements first): a Sync Helios sends then changes
                     // nothing and brings their replies. After a Bind or
                     // Execute, it would end the client's portals or implicit
                     // transaction: the message is relayed.
-                    let wanted = intercept.wants(frame);
+                    let wanted = intercept.wants(frame, in_flight);
                     if wanted && !v.state.bound_since_sync {
                         self.handover = true;
                         // `unsynced` stays set until the handler has synced.
@@ -362,6 +414,22 @@ impl<'a> Relay<'a> {
         self.c2u.buf = buf;
     }
 
+    /// Give messages a handler took back to the relay, in order, to be
+    /// forwarded as they are (the [`Intercept`] sees them but cannot take
+    /// them again).
+    pub fn pass_client_frames(&mut self, frames: &[Frame]) {
+        let len: usize = frames.iter().map(|f| f.body.len() + HEADER_LEN).sum();
+        let mut buf = BytesMut::with_capacity((len + self.c2u.buf.len()).max(READ_CHUNK));
+        for f in frames {
+            buf.extend_from_slice(&f.to_bytes());
+            if CLIENT_INTERCEPT.contains(f.tag) && f.tag != tag::TERMINATE {
+                self.pass_count += 1;
+            }
+        }
+        buf.extend_from_slice(&self.c2u.buf);
+        self.c2u.buf = buf;
+    }
+
     /// The handed-over client message (see [`RelayEnd::Handover`]).
     pub fn take_client_frame(&mut self) -> Frame {
         debug_assert!(self.handover && self.c2u.scan.ready() == 0);
@@ -404,7 +472,8 @@ impl<'a> Relay<'a> {
         self.u2c_scan.at_boundary(self.up.rbuf.len())
     }
 
-    fn scan_upstream(&mut self) -> Result<(), RelayEnd> {
+    fn scan_upstream(&mut self, intercept: &mut dyn Intercept) -> Result<(), RelayEnd> {
+        let before = self.u2c_scan.ready();
         let mut v = FromUpstream {
             state: &mut self.state,
             conn_status: &mut self.up.status,
@@ -420,6 +489,14 @@ impl<'a> Relay<'a> {
         for at in self.own_notifications.drain(..) {
             self.up.rbuf[at..at + 4].copy_from_slice(&self.client_pid.to_be_bytes());
         }
+        let after = self.u2c_scan.ready();
+        if after > before {
+            intercept.upstream_cleared(&self.up.rbuf[before..after]);
+        }
+        for i in 0..self.state.ready_seen.len() {
+            intercept.upstream_ready(self.state.ready_seen[i]);
+        }
+        self.state.ready_seen.clear();
         match scanned {
             Ok(_) => Ok(()),
             Err(e) => Err(RelayEnd::UpstreamFailed(io::Error::new(
@@ -449,7 +526,7 @@ impl<'a> Relay<'a> {
                     }
                     Poll::Ready(Ok(_)) => {
                         progress = true;
-                        if let Err(end) = self.scan_upstream() {
+                        if let Err(end) = self.scan_upstream(intercept) {
                             return Poll::Ready(end);
                         }
                     }

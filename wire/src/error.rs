@@ -26,7 +26,9 @@ impl SqlState {
     pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState::from_static("22021");
     pub const INVALID_AUTHORIZATION_SPECIFICATION: SqlState = SqlState::from_static("28000");
     pub const INVALID_PASSWORD: SqlState = SqlState::from_static("28P01");
+    pub const SYNTAX_ERROR: SqlState = SqlState::from_static("42601");
     pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState::from_static("42501");
+    pub const UNDEFINED_OBJECT: SqlState = SqlState::from_static("42704");
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState::from_static("53300");
     pub const CONFIGURATION_LIMIT_EXCEEDED: SqlState = SqlState::from_static("53400");
     pub const QUERY_CANCELED: SqlState = SqlState::from_static("57014");

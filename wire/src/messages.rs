@@ -3,7 +3,7 @@
 //! Encoding is pgwire's where it has the message; these helpers fix the shapes.
 
 use bytes::{BufMut, BytesMut};
-use pgwire::messages::extendedquery::{Bind, Describe, Execute, Flush, Parse, Sync};
+use pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Flush, Parse, Sync};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus as PgwireStatus};
 use pgwire::messages::startup::{
     Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey,
@@ -163,6 +163,25 @@ pub fn extended_query(
     if execute {
         encode(Execute::new(None, 0), out);
     }
+    sync(out);
+}
+
+/// A statement of Helios's own that leaves the client's prepared statements
+/// alone: Parse into a named statement (a simple Query, or Parse into the
+/// unnamed one, would destroy the client's unnamed statement), Bind to the
+/// unnamed portal (none is open outside a transaction), Execute, Close, Sync.
+pub fn own_query(sql: &str, out: &mut BytesMut) {
+    const NAME: &str = "__helios_own";
+    encode(
+        Parse::new(Some(NAME.to_string()), sql.to_string(), vec![]),
+        out,
+    );
+    encode(
+        Bind::new(None, Some(NAME.to_string()), vec![], vec![], vec![]),
+        out,
+    );
+    encode(Execute::new(None, 0), out);
+    encode(Close::new(b'S', Some(NAME.to_string())), out);
     sync(out);
 }
 

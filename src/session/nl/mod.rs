@@ -74,7 +74,7 @@ impl NlState {
 }
 
 impl Intercept for NlState {
-    fn wants(&mut self, frame: &[u8]) -> bool {
+    fn wants(&mut self, frame: &[u8], _in_flight: u32) -> bool {
         if !self.enabled {
             return false;
         }

@@ -128,6 +128,43 @@ impl<'a> Side<'a> {
         })
     }
 
+    /// Like [`Side::query`] for one statement, without touching the
+    /// client's unnamed prepared statement (see [`messages::own_query`]).
+    pub async fn own_query(&mut self, sql: &str) -> io::Result<Result<TextRows, ErrorFields>> {
+        let mut out = BytesMut::new();
+        messages::own_query(sql, &mut out);
+        self.send(&out).await?;
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let f = self.next().await?;
+            match f.tag {
+                tag::DATA_ROW => rows.push(text_row(&f.body)),
+                tag::ERROR_RESPONSE => error = Some(ErrorFields::parse(&f.body)),
+                tag::READY_FOR_QUERY => break,
+                _ => {}
+            }
+        }
+        Ok(match error {
+            Some(e) => Err(e),
+            None => Ok(rows),
+        })
+    }
+
+    /// Send these bytes and read the reply up to ReadyForQuery: the frames
+    /// before it, in order (unsolicited ones stay in `to_client`).
+    pub async fn exchange(&mut self, bytes: &[u8]) -> io::Result<Vec<Frame>> {
+        self.send(bytes).await?;
+        let mut frames = Vec::new();
+        loop {
+            let f = self.next().await?;
+            if f.tag == tag::READY_FOR_QUERY {
+                return Ok(frames);
+            }
+            frames.push(f);
+        }
+    }
+
     /// Send Sync for messages the client sent without one: their replies,
     /// up to ReadyForQuery (not included), go to `out` for the client.
     /// `true`: one was an error (the client's later messages up to its own

@@ -1,0 +1,95 @@
+//! What makes two requests the same.
+//!
+//! A [`CacheKey`] is the request (statement text with its literals, or the
+//! statement of a Bind with its parameter types, parameter formats and
+//! values, and result formats) in a [`Context`]: database, effective role,
+//! and a digest of every setting of the session. One role's rows are never
+//! served to another, and a session whose TimeZone or search_path differs
+//! never shares an entry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+/// Who asks, and under which settings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Context {
+    pub database: String,
+    /// `current_user`: the role privileges and row-level security apply to.
+    pub role: String,
+    /// A digest of the session's settings (search_path, TimeZone, DateStyle,
+    /// ... — all of them but `application_name`).
+    pub settings: String,
+}
+
+/// A [`Context`], interned: keys carry this small number instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContextId(pub u32);
+
+/// The interning table.
+#[derive(Debug, Default)]
+pub struct Contexts {
+    ids: Mutex<HashMap<Context, ContextId>>,
+}
+
+impl Contexts {
+    pub fn intern(&self, c: Context) -> ContextId {
+        let mut ids = self.ids.lock().expect("context table");
+        let next = ContextId(ids.len() as u32);
+        *ids.entry(c).or_insert(next)
+    }
+}
+
+/// The request part of a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Request {
+    /// A simple-protocol Query: its text.
+    Simple(Arc<str>),
+    /// An Execute of a bound portal.
+    Extended {
+        /// The statement's text.
+        text: Arc<str>,
+        /// The parameter types the client declared in Parse.
+        param_types: Arc<[u32]>,
+        /// The Bind message after the portal and statement names: parameter
+        /// formats, values and result formats, byte for byte.
+        bind: Bytes,
+    },
+}
+
+/// A cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub context: ContextId,
+    pub request: Request,
+}
+
+impl CacheKey {
+    /// The statement text.
+    pub fn text(&self) -> &str {
+        match &self.request {
+            Request::Simple(t) => t,
+            Request::Extended { text, .. } => text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_intern_by_value() {
+        let c = Contexts::default();
+        let ctx = |role: &str, settings: &str| Context {
+            database: "db".into(),
+            role: role.into(),
+            settings: settings.into(),
+        };
+        let a = c.intern(ctx("alice", "s1"));
+        assert_eq!(c.intern(ctx("alice", "s1")), a);
+        assert_ne!(c.intern(ctx("bob", "s1")), a);
+        assert_ne!(c.intern(ctx("alice", "s2")), a);
+    }
+}

@@ -1,0 +1,382 @@
+//! The result cache inside a session.
+//!
+//! [`CacheState`] is asked about every Query, Parse, Bind and Close on its
+//! way upstream ([`Intercept::wants`]). From each it learns, without waiting:
+//! which prepared statement holds which text; which tables a statement may
+//! write (their generations are bumped when its transaction ends, before
+//! the client hears of it); whether the session's settings may have changed
+//! (then they are read again before the next lookup). It asks for a message
+//! only when Helios has something to do with it:
+//!
+//! - a read it may cache ([`simple`], [`batch`]): served from the store, or
+//!   relayed with its reply copied into the store as it streams back;
+//! - a read whose functions are not yet known to be harmless, or a write to
+//!   a relation whose family (a view's base tables, rule targets) is not yet
+//!   known: settled with one catalog query, then relayed;
+//! - `CREATE HELIOS CACHE`, `SHOW HELIOS CACHES`, ... ([`admin`]).
+//!
+//! Lookups happen only outside transaction blocks, with the session's
+//! context (database, role, settings digest) known.
+
+mod admin;
+mod batch;
+mod context;
+mod simple;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use helios_cache::{Capture, CaptureEnd, ContextId, FillTicket, Snapshot, StatementStats};
+use helios_planner::cacheable::ReadShape;
+use helios_wire::frame::{get_cstr, tag};
+use helios_wire::TransactionStatus;
+
+use super::relay::Relay;
+use crate::cache::{Analyzed, CacheService, Choice};
+
+/// A statement the client prepared.
+#[derive(Debug, Clone)]
+struct Prepared {
+    text: Arc<str>,
+    param_types: Arc<[u32]>,
+    analyzed: Arc<Analyzed>,
+    /// The upstream is known to hold it with this text (a Bind of it
+    /// succeeded, or Helios parsed it there itself): only then may a Bind
+    /// of it be answered from the store.
+    verified: bool,
+}
+
+/// Writes waiting for their transaction to end.
+#[derive(Debug)]
+struct PendingWrite {
+    /// The ReadyForQuery (counted from the session's start) that answers
+    /// the request that writes; the first idle one from then on commits it.
+    due: u64,
+    tables: Vec<String>,
+    everything: bool,
+}
+
+/// A reply being copied into the store.
+struct Fill {
+    capture: Capture,
+    ticket: FillTicket,
+    snapshot: Snapshot,
+    ttl: Duration,
+    stats: Arc<StatementStats>,
+    /// The prepared statement a complete reply proves the upstream holds.
+    verifies: Option<String>,
+}
+
+/// What the session asked for with the message it wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Nothing,
+    Admin,
+    Read,
+    Batch,
+    Families,
+}
+
+pub struct CacheState {
+    svc: Arc<CacheService>,
+    db: String,
+    /// `helios.cache` as the session last showed it.
+    enabled: bool,
+    /// The session's context as last read; `None` after anything that may
+    /// have changed it.
+    context: Option<ContextId>,
+    statements: HashMap<String, Prepared>,
+    pending: VecDeque<PendingWrite>,
+    /// ReadyForQuery messages seen so far.
+    readies: u64,
+    fill: Option<Fill>,
+    pub wanted: Wanted,
+}
+
+impl CacheState {
+    pub fn new(svc: Arc<CacheService>, db: &str) -> Self {
+        CacheState {
+            svc,
+            db: db.to_string(),
+            enabled: true,
+            context: None,
+            statements: HashMap::new(),
+            pending: VecDeque::new(),
+            readies: 0,
+            fill: None,
+            wanted: Wanted::Nothing,
+        }
+    }
+
+    /// Whether this statement is one to look up and fill (before resolving).
+    fn chosen(&self, a: &Analyzed) -> bool {
+        self.enabled && !matches!(self.svc.choose(a), Choice::No)
+    }
+
+    /// A read's functions are settled (or it calls none).
+    fn functions_known(&self, shape: &ReadShape) -> bool {
+        shape.functions.is_empty()
+            || self
+                .context
+                .and_then(|ctx| self.svc.resolved(&self.db, ctx, shape))
+                .is_some()
+    }
+
+    /// Record a write to commit `due` ReadyForQuery messages from now.
+    fn write_after(&mut self, in_flight: u32, tables: &[String], everything: bool) {
+        if tables.is_empty() && !everything {
+            return;
+        }
+        self.pending.push_back(PendingWrite {
+            due: self.readies + in_flight as u64 + 1,
+            tables: tables.to_vec(),
+            everything,
+        });
+    }
+
+    /// What running a statement means for the session, learned before it runs.
+    fn note(&mut self, a: &Analyzed, in_flight: u32) {
+        let c = &a.class;
+        if c.drops_statements {
+            for p in self.statements.values_mut() {
+                p.verified = false;
+            }
+        }
+        self.write_after(in_flight, &c.writes, c.writes_everything);
+        match &c.read {
+            Some(shape) if !c.keeps_settings => {
+                match self
+                    .context
+                    .and_then(|ctx| self.svc.resolved(&self.db, ctx, shape))
+                {
+                    Some(r) => {
+                        let (keeps, may_write) =
+                            (r.resolution.keeps_settings, r.resolution.may_write);
+                        if !keeps {
+                            self.context = None;
+                        }
+                        self.write_after(in_flight, &[], may_write);
+                    }
+                    None => self.context = None,
+                }
+            }
+            Some(_) => {}
+            None if !c.keeps_settings => self.context = None,
+            None => {}
+        }
+    }
+
+    /// Relation names written by `a` whose families are not known yet.
+    fn unknown_families(&self, a: &Analyzed) -> bool {
+        !a.class.writes_everything
+            && a
+                .class
+                .writes
+                .iter()
+                .any(|t| self.svc.family(&self.db, t).is_none())
+    }
+
+    /// Bump the generations of writes whose transaction has just ended.
+    fn commit_writes(&mut self) {
+        let gens = self.svc.store.generations.database(&self.db);
+        while self.pending.front().is_some_and(|p| p.due <= self.readies) {
+            let w = self.pending.pop_front().expect("checked");
+            if w.everything {
+                gens.bump_epoch();
+                metrics::counter!("helios_cache_invalidations_total", "cause" => "ddl")
+                    .increment(1);
+                continue;
+            }
+            for t in &w.tables {
+                match self.svc.family(&self.db, t) {
+                    Some(members) => gens.bump_tables(members.iter().map(String::as_str)),
+                    // Not known what a write to it reaches (a view's base
+                    // tables, say): everything in the database.
+                    None => gens.bump_epoch(),
+                }
+            }
+            metrics::counter!("helios_cache_invalidations_total", "cause" => "write")
+                .increment(1);
+        }
+    }
+
+    fn finish_fill(&mut self, end: CaptureEnd) {
+        let fill = self.fill.take().expect("a fill in progress");
+        match end {
+            CaptureEnd::Complete(reply) => {
+                let size = reply.size();
+                if let Some(name) = &fill.verifies {
+                    if let Some(p) = self.statements.get_mut(name) {
+                        p.verified = true;
+                    }
+                }
+                let stored =
+                    self.svc
+                        .store
+                        .store(fill.ticket, reply, fill.snapshot, fill.ttl, fill.stats);
+                tracing::debug!(stored, size, "cache fill");
+            }
+            CaptureEnd::NotKept(why) => {
+                tracing::debug!(why, "reply not cached");
+                metrics::counter!("helios_cache_fills_refused_total", "reason" => why)
+                    .increment(1);
+            }
+        }
+    }
+}
+
+/// A Query or Parse text, if it is UTF-8 (PostgreSQL checks the rest).
+fn text_of(mut body: &[u8]) -> Option<&str> {
+    let end = body.iter().position(|&b| b == 0)?;
+    let text = std::str::from_utf8(&body[..end]).ok()?;
+    body = &body[end..];
+    let _ = body;
+    Some(text)
+}
+
+/// The parameter type OIDs of a Parse body after its name and text.
+fn param_types(mut rest: &[u8]) -> Arc<[u32]> {
+    use bytes::Buf;
+    if rest.len() < 2 {
+        return Arc::from(Vec::new());
+    }
+    let n = rest.get_i16().max(0) as usize;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        if rest.len() < 4 {
+            break;
+        }
+        v.push(rest.get_u32());
+    }
+    Arc::from(v)
+}
+
+impl super::relay::Intercept for CacheState {
+    fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool {
+        self.wanted = Wanted::Nothing;
+        let mut body = &frame[5..];
+        match frame[0] {
+            tag::QUERY => {
+                // A simple Query destroys the unnamed statement.
+                self.statements.remove("");
+                let Some(text) = text_of(body) else {
+                    self.unseen_statement();
+                    return false;
+                };
+                if admin::is_admin(text) {
+                    self.wanted = Wanted::Admin;
+                    return true;
+                }
+                let a = self.svc.analyze(text);
+                if let Some(shape) = &a.class.read {
+                    if self.chosen(&a) || !self.functions_known(shape) {
+                        self.wanted = Wanted::Read;
+                        return true;
+                    }
+                } else if self.unknown_families(&a) {
+                    self.wanted = Wanted::Families;
+                    return true;
+                }
+                self.note(&a, in_flight);
+                false
+            }
+            tag::PARSE => {
+                let name = get_cstr(&mut body).unwrap_or_default();
+                let Some(text) = text_of(body) else {
+                    self.statements.remove(&name);
+                    return false;
+                };
+                let a = self.svc.analyze(text);
+                let types = param_types(&body[text.len() + 1..]);
+                self.statements.insert(
+                    name,
+                    Prepared {
+                        text: Arc::from(text),
+                        param_types: types,
+                        analyzed: a.clone(),
+                        verified: false,
+                    },
+                );
+                // What it does is noted when it is bound.
+                if let Some(shape) = &a.class.read {
+                    if self.chosen(&a) || !self.functions_known(shape) {
+                        self.wanted = Wanted::Batch;
+                        return true;
+                    }
+                } else if self.unknown_families(&a) {
+                    self.wanted = Wanted::Families;
+                    return true;
+                }
+                false
+            }
+            tag::BIND => {
+                let _portal = get_cstr(&mut body);
+                let stmt = get_cstr(&mut body).unwrap_or_default();
+                let Some(p) = self.statements.get(&stmt) else {
+                    // Parsed where Helios could not read it (too large).
+                    self.unseen_statement();
+                    return false;
+                };
+                let a = p.analyzed.clone();
+                if let Some(shape) = &a.class.read {
+                    if self.chosen(&a) || !self.functions_known(shape) {
+                        self.wanted = Wanted::Batch;
+                        return true;
+                    }
+                }
+                self.note(&a, in_flight);
+                false
+            }
+            tag::CLOSE => {
+                if let Some((&b'S', mut name)) = body.split_first() {
+                    let name = get_cstr(&mut name).unwrap_or_default();
+                    self.statements.remove(&name);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn unseen_statement(&mut self) {
+        // It may write anything and change any setting.
+        self.context = None;
+        self.write_after(0, &[], true);
+    }
+
+    fn upstream_cleared(&mut self, bytes: &[u8]) {
+        if let Some(fill) = &mut self.fill {
+            if let Some(end) = fill.capture.feed(bytes) {
+                self.finish_fill(end);
+            }
+        }
+    }
+
+    fn upstream_ready(&mut self, status: TransactionStatus) {
+        self.readies += 1;
+        if status == TransactionStatus::Idle {
+            self.commit_writes();
+        }
+    }
+}
+
+/// Handle the message the relay handed over for the cache.
+pub async fn handle(
+    relay: &mut Relay<'_>,
+    st: &mut CacheState,
+    max_message: usize,
+) -> io::Result<()> {
+    let frame = relay.take_client_frame();
+    match st.wanted {
+        Wanted::Admin => admin::handle(relay, st, frame).await,
+        Wanted::Read => simple::handle(relay, st, frame).await,
+        Wanted::Batch => batch::handle(relay, st, frame, max_message).await,
+        Wanted::Families => context::learn_families_then_pass(relay, st, frame).await,
+        Wanted::Nothing => {
+            relay.pass_client_frames(&[frame]);
+            Ok(())
+        }
+    }
+}
