@@ -157,6 +157,8 @@ impl ResultCache {
             .eviction_listener(move |_k, v: Arc<CachedResult>, cause| {
                 v.stats.entries.fetch_sub(1, Ordering::AcqRel);
                 v.stats.bytes.fetch_sub(v.size(), Ordering::AcqRel);
+                metrics::gauge!("helios_cache_entries").decrement(1.0);
+                metrics::gauge!("helios_cache_bytes").decrement(v.size() as f64);
                 let cause = match cause {
                     RemovalCause::Size => "size",
                     RemovalCause::Expired => "ttl",
@@ -243,6 +245,8 @@ impl ResultCache {
         let result = Arc::new(reply.into_result(snapshot, ttl, stats.clone()));
         stats.entries.fetch_add(1, Ordering::AcqRel);
         stats.bytes.fetch_add(result.size(), Ordering::AcqRel);
+        metrics::gauge!("helios_cache_entries").increment(1.0);
+        metrics::gauge!("helios_cache_bytes").increment(result.size() as f64);
         self.entries.insert(ticket.key.clone(), result);
         self.counters.fills.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("helios_cache_fills_total").increment(1);

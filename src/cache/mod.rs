@@ -121,7 +121,7 @@ impl CacheService {
             }),
             analyzed: moka::sync::Cache::builder()
                 .max_capacity(ANALYZED_BYTES)
-                .weigher(|k: &Arc<str>, _v| (k.len() + 256).min(u32::MAX as usize) as u32)
+                .weigher(|k: &Arc<str>, _v| (2 * k.len() + 512).min(u32::MAX as usize) as u32)
                 .build(),
             resolved: moka::sync::Cache::builder().max_capacity(100_000).build(),
             families: Mutex::new(HashMap::new()),

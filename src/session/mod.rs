@@ -261,9 +261,15 @@ impl Intercept for Intercepts<'_> {
         false
     }
 
-    fn unseen_statement(&mut self) {
+    fn refused(&mut self, frame: &[u8], in_flight: u32) {
+        if let (Some(Owner::Cache), Some(c)) = (self.owner.take(), &mut self.cache) {
+            c.refused(frame, in_flight);
+        }
+    }
+
+    fn unseen_statement(&mut self, ends_in: u32) {
         if let Some(c) = &mut self.cache {
-            c.unseen_statement();
+            c.unseen_statement(ends_in);
         }
     }
 

@@ -46,9 +46,15 @@ pub trait Intercept: Send {
     /// whose ReadyForQuery has not come back.
     fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool;
 
+    /// A message [`Intercept::wants`] asked for is relayed after all: it
+    /// came after a Bind or Execute with no Sync since, where Helios cannot
+    /// answer without ending the client's portals.
+    fn refused(&mut self, _frame: &[u8], _in_flight: u32) {}
+
     /// A statement went by that [`Intercept::wants`] was not asked about: a
-    /// Query, Parse or Bind too large to hand over, or a FunctionCall.
-    fn unseen_statement(&mut self) {}
+    /// Query, Parse or Bind too large to hand over, or a FunctionCall. It
+    /// ends with the `ends_in`-th ReadyForQuery from now.
+    fn unseen_statement(&mut self, _ends_in: u32) {}
 
     /// Bytes from the upstream the relay has just cleared for the client,
     /// in order, before they are written to it (the result cache copies
@@ -95,8 +101,9 @@ pub struct SessionState {
     pub in_flight: u32,
     /// ReadyForQuery statuses seen in the last scan of upstream bytes.
     pub ready_seen: Vec<TransactionStatus>,
-    /// A statement the intercept was not asked about went by.
-    pub unseen_statement: bool,
+    /// Statements the intercept was not asked about, each as the number of
+    /// ReadyForQuery messages from now that ends it.
+    pub unseen_statements: Vec<u32>,
     /// Syncs the client sent since its last Execute or Query: if that
     /// statement turns out to be a COPY FROM STDIN, PostgreSQL ignores them
     /// (it discards Sync in copy-in mode), so they will get no ReadyForQuery.
@@ -130,24 +137,28 @@ impl FrameVisitor for FromClient<'_> {
             tag::QUERY => {
                 s.in_flight += 1;
                 s.syncs_since_statement = 0;
-                s.unseen_statement |= len > INTERCEPT_LIMIT;
+                if len > INTERCEPT_LIMIT {
+                    s.unseen_statements.push(s.in_flight);
+                }
             }
             tag::EXECUTE | tag::BIND => {
                 if t == tag::EXECUTE {
                     s.syncs_since_statement = 0;
-                } else {
-                    s.unseen_statement |= len > INTERCEPT_LIMIT;
+                } else if len > INTERCEPT_LIMIT {
+                    s.unseen_statements.push(s.in_flight + 1);
                 }
                 s.unsynced = true;
                 s.bound_since_sync = true;
             }
             tag::PARSE | tag::DESCRIBE | tag::CLOSE => {
                 s.unsynced = true;
-                s.unseen_statement |= t == tag::PARSE && len > INTERCEPT_LIMIT;
+                if t == tag::PARSE && len > INTERCEPT_LIMIT {
+                    s.unseen_statements.push(s.in_flight + 1);
+                }
             }
             tag::FUNCTION_CALL => {
                 s.in_flight += 1;
-                s.unseen_statement = true;
+                s.unseen_statements.push(s.in_flight);
             }
             // A client sends these only after CopyInResponse, so `copy_in`
             // is already known here.
@@ -330,8 +341,8 @@ impl<'a> Relay<'a> {
     /// Scan what the client sent, deciding on each intercepted message.
     fn scan_client(&mut self, intercept: &mut dyn Intercept) {
         self.scan_client_frames(intercept);
-        if std::mem::take(&mut self.state.unseen_statement) {
-            intercept.unseen_statement();
+        for ends_in in self.state.unseen_statements.drain(..) {
+            intercept.unseen_statement(ends_in);
         }
     }
 
@@ -370,7 +381,8 @@ impl<'a> Relay<'a> {
                         return;
                     }
                     if wanted {
-                        tracing::info!("natural-language request in the middle of an extended-protocol batch: relayed as is");
+                        tracing::debug!("a message Helios would answer came in the middle of an extended-protocol batch: relayed as is");
+                        intercept.refused(frame, in_flight);
                     }
                     let _ = v.header(t, len);
                     self.c2u.scan.pass_intercepted(len);

@@ -49,17 +49,27 @@ const HARMLESS: &[&str] = &[
     "LOCK",
     "MOVE",
     "NOTIFY",
+    "PREPARE",
     "RELEASE",
     "ROLLBACK",
     "SAVEPOINT",
     "SHOW",
     "START",
     "UNLISTEN",
-    "VACUUM",
 ];
 
 /// Classify a Query or Parse text.
 pub fn classify(text: &str) -> Classified {
+    // COMMIT PREPARED commits writes another session made (and noted when
+    // it prepared the transaction).
+    if matches!(first_word(text).as_str(), "COMMIT" | "ROLLBACK")
+        && text.to_ascii_lowercase().contains("prepared")
+    {
+        return Classified {
+            writes_everything: true,
+            ..Classified::default()
+        };
+    }
     let stmts = match sql::parse(text) {
         Ok(s) => s,
         Err(_) => return unparsed(text),
@@ -338,7 +348,16 @@ mod tests {
         ] {
             assert!(classify(sql).writes_everything, "{sql}");
         }
-        for sql in ["begin", "commit", "rollback", "show search_path", "vacuum t", "listen x"] {
+        assert!(classify("commit prepared 'tx1'").writes_everything);
+        assert!(classify("vacuum full t").writes_everything, "rows may move");
+        for sql in [
+            "begin",
+            "commit",
+            "rollback",
+            "show search_path",
+            "listen x",
+            "prepare p as select 1",
+        ] {
             let c = classify(sql);
             assert!(!c.writes_everything && c.writes.is_empty(), "{sql}");
             assert!(c.keeps_settings, "{sql}");

@@ -19,8 +19,14 @@ use crate::session::relay::Relay;
 /// `application_name`), and `helios.cache` — a placeholder setting
 /// PostgreSQL keeps for Helios, so `SET`, `SET LOCAL`, `RESET` and
 /// `ALTER ROLE ... SET helios.cache` all work as they do for any setting.
+///
+/// A session with its own temporary schema can have a temporary table
+/// shadow a permanent one of the same name: its context is its own
+/// (the backend's pid is part of it), so it never shares entries.
 const PROBE: &str = "SELECT current_user::text, \
-    pg_catalog.md5(pg_catalog.string_agg(name || '=' || setting, E'\\n' ORDER BY name)), \
+    pg_catalog.md5(pg_catalog.string_agg(name || '=' || setting, E'\\n' ORDER BY name)) \
+      || CASE WHEN pg_catalog.pg_my_temp_schema() <> 0 \
+              THEN ':' || pg_catalog.pg_backend_pid()::text ELSE '' END, \
     pg_catalog.current_setting('helios.cache', true) \
     FROM pg_catalog.pg_settings WHERE name <> 'application_name'";
 

@@ -124,13 +124,34 @@ impl CacheState {
                 .is_some()
     }
 
-    /// Record a write to commit `due` ReadyForQuery messages from now.
+    /// Record a write by the next request to be relayed, with `in_flight`
+    /// requests ahead of it.
     fn write_after(&mut self, in_flight: u32, tables: &[String], everything: bool) {
+        self.write_ending_in(in_flight + 1, tables, everything);
+    }
+
+    /// Record a write that ends with the `ends_in`-th ReadyForQuery from now.
+    fn write_ending_in(&mut self, ends_in: u32, tables: &[String], everything: bool) {
         if tables.is_empty() && !everything {
             return;
         }
+        let due = self.readies + ends_in as u64;
+        // Inside a transaction every statement adds one; they all commit
+        // together: one entry, so a long transaction does not grow a queue.
+        if let Some(last) = self.pending.back_mut() {
+            if last.due <= self.readies + 1 && due == self.readies + 1 {
+                last.due = due;
+                last.everything |= everything;
+                for t in tables {
+                    if !last.tables.contains(t) {
+                        last.tables.push(t.clone());
+                    }
+                }
+                return;
+            }
+        }
         self.pending.push_back(PendingWrite {
-            due: self.readies + in_flight as u64 + 1,
+            due,
             tables: tables.to_vec(),
             everything,
         });
@@ -262,7 +283,7 @@ impl super::relay::Intercept for CacheState {
                 // A simple Query destroys the unnamed statement.
                 self.statements.remove("");
                 let Some(text) = text_of(body) else {
-                    self.unseen_statement();
+                    self.unseen_statement(in_flight + 1);
                     return false;
                 };
                 if admin::is_admin(text) {
@@ -316,7 +337,7 @@ impl super::relay::Intercept for CacheState {
                 let stmt = get_cstr(&mut body).unwrap_or_default();
                 let Some(p) = self.statements.get(&stmt) else {
                     // Parsed where Helios could not read it (too large).
-                    self.unseen_statement();
+                    self.unseen_statement(in_flight + 1);
                     return false;
                 };
                 let a = p.analyzed.clone();
@@ -340,10 +361,40 @@ impl super::relay::Intercept for CacheState {
         }
     }
 
-    fn unseen_statement(&mut self) {
+    fn refused(&mut self, frame: &[u8], in_flight: u32) {
+        // What `wants` left for its handler to note.
+        let mut body = &frame[5..];
+        let a = match frame[0] {
+            tag::QUERY | tag::PARSE => {
+                if frame[0] == tag::PARSE {
+                    let _ = get_cstr(&mut body);
+                }
+                match text_of(body) {
+                    Some(text) if !admin::is_admin(text) => self.svc.analyze(text),
+                    // Relayed: the upstream answers it (with an error).
+                    _ => return,
+                }
+            }
+            tag::BIND => {
+                let _portal = get_cstr(&mut body);
+                let stmt = get_cstr(&mut body).unwrap_or_default();
+                match self.statements.get(&stmt) {
+                    Some(p) => p.analyzed.clone(),
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+        // A Parse only prepares; its Bind is noted when it comes.
+        if frame[0] != tag::PARSE {
+            self.note(&a, in_flight);
+        }
+    }
+
+    fn unseen_statement(&mut self, ends_in: u32) {
         // It may write anything and change any setting.
         self.context = None;
-        self.write_after(0, &[], true);
+        self.write_ending_in(ends_in, &[], true);
     }
 
     fn upstream_cleared(&mut self, bytes: &[u8]) {
