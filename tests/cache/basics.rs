@@ -42,3 +42,45 @@ async fn a_hit_sends_the_bytes_a_miss_sent() {
     assert_eq!(miss, direct, "and the same as PostgreSQL's own");
     assert_eq!(miss.iter().filter(|m| m.tag == b'D').count(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_commands_work_through_prepared_statements_too() {
+    // Drivers such as JDBC send every statement with Parse/Bind/Execute.
+    let (pg, h) = start("");
+    let c = h.connect().await;
+    let created = c
+        .query_one(
+            "CREATE HELIOS CACHE TTL 1m FROM SELECT name FROM items WHERE id = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let id: String = created.get("id");
+    assert!(id.starts_with("q_"), "{id}");
+    // Explicit mode (the default): the rule makes the same shape cached.
+    let q = "SELECT name FROM items WHERE id = 5";
+    assert_eq!(one(&c, q).await, "item 5");
+    change_behind_helios(&pg, "UPDATE items SET name = 'five' WHERE id = 5");
+    assert_eq!(one(&c, q).await, "item 5", "cached by the rule");
+    let listed = c.query("SHOW HELIOS CACHES", &[]).await.unwrap();
+    let row = listed
+        .iter()
+        .find(|r| r.get::<_, String>("id") == id)
+        .expect("the rule is listed");
+    assert!(row.get::<_, bool>("rule"));
+    assert_eq!(row.get::<_, i64>("hits"), 1);
+    assert_eq!(row.get::<_, String>("ttl"), "1m");
+    // Other shapes are not cached in explicit mode.
+    let other = "SELECT price FROM items WHERE id = 6";
+    assert_eq!(one(&c, other).await, "9.00");
+    change_behind_helios(&pg, "UPDATE items SET price = 1 WHERE id = 6");
+    assert_eq!(one(&c, other).await, "1.00");
+    // Dropping the rule drops its entries.
+    c.execute(&format!("DROP HELIOS CACHE {id}"), &[]).await.unwrap();
+    assert_eq!(one(&c, q).await, "five");
+    let e = c
+        .execute("DROP HELIOS CACHE q_0000000000000001", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::sqlstate(&e).as_deref(), Some("42704"));
+}

@@ -128,7 +128,12 @@ pub(super) async fn handle(
             return Ok(());
         }
         Some(Err(m)) => PgError::error(SqlState::SYNTAX_ERROR, m).encode(&mut out),
-        Some(Ok(cmd)) => run(relay, st, cmd, &mut out).await?,
+        Some(Ok(cmd)) => {
+            let mut description = BytesMut::new();
+            run(relay, st, cmd, &[], &mut description, &mut out).await?;
+            description.extend_from_slice(&out);
+            out = description;
+        }
     }
     let status = relay.upstream_status();
     messages::ready_for_query(status, &mut out);
@@ -141,15 +146,62 @@ pub(super) async fn handle(
     client.flush().await.map_err(client_side)
 }
 
+/// Run a command: its RowDescription (if it returns rows) goes to
+/// `description`, its rows and CommandComplete (or error) to `out`.
+/// `formats`: the result formats a Bind asked for.
+/// A cache command in the extended protocol: `[Parse] Bind [Describe
+/// portal] Execute Sync` (how JDBC and most drivers send a statement), with
+/// the replies PostgreSQL would send. `None`: not a command.
+pub(super) async fn extended(
+    relay: &mut Relay<'_>,
+    st: &mut CacheState,
+    text: &str,
+    parsed_here: bool,
+    describe: bool,
+    formats: &[i16],
+) -> io::Result<Option<BytesMut>> {
+    let Some(parsed) = parse(text) else {
+        return Ok(None);
+    };
+    let mut out = BytesMut::new();
+    if parsed_here {
+        helios_wire::results::parse_complete(&mut out);
+    }
+    match parsed {
+        Err(m) => {
+            // PostgreSQL reports a syntax error at Parse, before BindComplete.
+            out.clear();
+            PgError::error(SqlState::SYNTAX_ERROR, m).encode(&mut out);
+        }
+        Ok(cmd) => {
+            helios_wire::results::bind_complete(&mut out);
+            let mut description = BytesMut::new();
+            let mut rest = BytesMut::new();
+            run(relay, st, cmd, formats, &mut description, &mut rest).await?;
+            if describe {
+                if description.is_empty() {
+                    helios_wire::results::no_data(&mut out);
+                } else {
+                    out.extend_from_slice(&description);
+                }
+            }
+            out.extend_from_slice(&rest);
+        }
+    }
+    Ok(Some(out))
+}
+
 async fn run(
     relay: &mut Relay<'_>,
     st: &mut CacheState,
     cmd: Command,
+    formats: &[i16],
+    description: &mut BytesMut,
     out: &mut BytesMut,
 ) -> io::Result<()> {
     let svc = st.svc.clone();
     match cmd {
-        Command::Show => show(st, out),
+        Command::Show => show(st, formats, description, out),
         Command::Clear(None) => {
             svc.store.clear();
             metrics::counter!("helios_cache_invalidations_total", "cause" => "clear").increment(1);
@@ -201,11 +253,8 @@ async fn run(
                 }
             }
             svc.add_rule(a.fingerprint, &select, ttl);
-            let mut rows = ResultRows::new(
-                &[Column::new("id", Type::TEXT), Column::new("query", Type::TEXT)],
-                &[],
-            );
-            rows.describe(out);
+            let mut rows = ResultRows::new(&create_columns(), formats);
+            rows.describe(description);
             rows.push(&fingerprint_id(a.fingerprint));
             rows.push(&select);
             rows.end_row(out);
@@ -215,24 +264,44 @@ async fn run(
     Ok(())
 }
 
-fn show(st: &CacheState, out: &mut BytesMut) {
+fn show_columns() -> Vec<Column> {
+    vec![
+        Column::new("id", Type::TEXT),
+        Column::new("query", Type::TEXT),
+        Column::new("rule", Type::BOOL),
+        Column::new("ttl", Type::TEXT),
+        Column::new("hits", Type::INT8),
+        Column::new("misses", Type::INT8),
+        Column::new("entries", Type::INT8),
+        Column::new("bytes", Type::INT8),
+        Column::new("age", Type::TEXT),
+    ]
+}
+
+fn create_columns() -> Vec<Column> {
+    vec![Column::new("id", Type::TEXT), Column::new("query", Type::TEXT)]
+}
+
+/// A prepared command's description (Describe statement): no parameters,
+/// then its RowDescription or NoData. `false`: not a command.
+pub(super) fn describe_statement(text: &str, out: &mut BytesMut) -> bool {
+    let Some(parsed) = parse(text) else {
+        return false;
+    };
+    helios_wire::results::parameter_description(&[], out);
+    match parsed {
+        Ok(Command::Show) => ResultRows::new(&show_columns(), &[]).describe(out),
+        Ok(Command::Create { .. }) => ResultRows::new(&create_columns(), &[]).describe(out),
+        _ => helios_wire::results::no_data(out),
+    }
+    true
+}
+
+fn show(st: &CacheState, formats: &[i16], description: &mut BytesMut, out: &mut BytesMut) {
     let svc = &st.svc;
     let rules = svc.rules();
-    let mut rows = ResultRows::new(
-        &[
-            Column::new("id", Type::TEXT),
-            Column::new("query", Type::TEXT),
-            Column::new("rule", Type::BOOL),
-            Column::new("ttl", Type::TEXT),
-            Column::new("hits", Type::INT8),
-            Column::new("misses", Type::INT8),
-            Column::new("entries", Type::INT8),
-            Column::new("bytes", Type::INT8),
-            Column::new("age", Type::TEXT),
-        ],
-        &[],
-    );
-    rows.describe(out);
+    let mut rows = ResultRows::new(&show_columns(), formats);
+    rows.describe(description);
     let mut listed = Vec::new();
     for s in svc.store.statements() {
         let rule = rules

@@ -19,7 +19,7 @@ use helios_wire::{messages, Frame, TransactionStatus};
 use tokio::io::AsyncWriteExt;
 
 use super::simple::{lookup, prepare_fill, ready, Found};
-use super::CacheState;
+use super::{admin, CacheState};
 use crate::session::nl::{client_side, Side};
 use crate::session::relay::Relay;
 
@@ -146,6 +146,15 @@ pub(super) async fn handle(
             None => break,
         }
     }
+    if let Some(reply) = admin_batch(relay, st, &frames).await? {
+        let status = relay.upstream_status();
+        let (client, _, to_client) = relay.parts();
+        let mut out = std::mem::take(to_client);
+        out.extend_from_slice(&reply);
+        messages::ready_for_query(status, &mut out);
+        client.write_all(&out).await.map_err(client_side)?;
+        return client.flush().await.map_err(client_side);
+    }
     let Some(shape) = read_shape(&frames) else {
         relay.pass_client_frames(&frames);
         return Ok(());
@@ -193,6 +202,102 @@ pub(super) async fn handle(
     prepare_fill(relay, st, ctx, &a, &read, ticket, verifies).await?;
     relay.pass_client_frames(&frames);
     Ok(())
+}
+
+/// A batch for a cache command (`SHOW HELIOS CACHES`, ... prepared by a
+/// driver): its replies up to (not including) ReadyForQuery.
+async fn admin_batch(
+    relay: &mut Relay<'_>,
+    st: &mut CacheState,
+    frames: &[Frame],
+) -> io::Result<Option<BytesMut>> {
+    let first = &frames[0];
+    let mut body = &first.body[..];
+    let name = match first.tag {
+        tag::PARSE => get_cstr(&mut body),
+        tag::BIND => {
+            let _portal = get_cstr(&mut body);
+            get_cstr(&mut body)
+        }
+        tag::DESCRIBE => get_cstr(&mut &first.body[1..]),
+        _ => None,
+    };
+    let Some(p) = name.and_then(|n| st.statements.get(&n).cloned()) else {
+        return Ok(None);
+    };
+    if !p.admin {
+        return Ok(None);
+    }
+    let tags: Vec<u8> = frames.iter().map(|f| f.tag).collect();
+    let parse = tags[0] == tag::PARSE;
+    let rest = if parse { &frames[1..] } else { frames };
+    let rest_tags = &tags[tags.len() - rest.len()..];
+    match rest_tags {
+        [tag::SYNC] | [tag::DESCRIBE, tag::SYNC] => {
+            let mut out = BytesMut::new();
+            if parse {
+                helios_wire::results::parse_complete(&mut out);
+            }
+            if rest_tags.len() == 2 {
+                admin::describe_statement(&p.text, &mut out);
+            }
+            Ok(Some(out))
+        }
+        [tag::BIND, tag::EXECUTE, tag::SYNC] | [tag::BIND, tag::DESCRIBE, tag::EXECUTE, tag::SYNC] => {
+            let mut bind = &rest[0].body[..];
+            let _ = get_cstr(&mut bind);
+            let _ = get_cstr(&mut bind);
+            let formats = result_formats(bind).unwrap_or_default();
+            let describe = rest_tags.len() == 4;
+            admin::extended(relay, st, &p.text, parse, describe, &formats).await
+        }
+        _ => {
+            let mut out = BytesMut::new();
+            helios_wire::PgError::error(
+                helios_wire::SqlState::FEATURE_NOT_SUPPORTED,
+                "Helios's cache commands take Parse, Bind, Describe, Execute and Sync (one statement per Sync) in the extended protocol",
+            )
+            .encode(&mut out);
+            Ok(Some(out))
+        }
+    }
+}
+
+/// The result format codes at the end of a Bind body (after the names).
+fn result_formats(mut b: &[u8]) -> Option<Vec<i16>> {
+    let skip = |b: &mut &[u8], n: usize| -> Option<()> {
+        (b.len() >= n).then(|| b.advance(n))
+    };
+    if b.len() < 2 {
+        return None;
+    }
+    let nf = b.get_i16().max(0) as usize;
+    skip(&mut b, nf * 2)?;
+    if b.len() < 2 {
+        return None;
+    }
+    let np = b.get_i16().max(0) as usize;
+    for _ in 0..np {
+        if b.len() < 4 {
+            return None;
+        }
+        let len = b.get_i32();
+        if len > 0 {
+            skip(&mut b, len as usize)?;
+        }
+    }
+    if b.len() < 2 {
+        return None;
+    }
+    let nr = b.get_i16().max(0) as usize;
+    let mut v = Vec::with_capacity(nr);
+    for _ in 0..nr {
+        if b.len() < 2 {
+            return None;
+        }
+        v.push(b.get_i16());
+    }
+    Some(v)
 }
 
 /// A ticket to replace an entry that exists but cannot answer this batch.

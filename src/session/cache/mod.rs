@@ -46,6 +46,9 @@ struct Prepared {
     /// succeeded, or Helios parsed it there itself): only then may a Bind
     /// of it be answered from the store.
     verified: bool,
+    /// A cache command (`SHOW HELIOS CACHES`, ...): Helios's alone, never
+    /// sent upstream.
+    admin: bool,
 }
 
 /// Writes waiting for their transaction to end.
@@ -309,6 +312,7 @@ impl super::relay::Intercept for CacheState {
                     self.statements.remove(&name);
                     return false;
                 };
+                let admin = admin::is_admin(text);
                 let a = self.svc.analyze(text);
                 let types = param_types(&body[text.len() + 1..]);
                 self.statements.insert(
@@ -318,8 +322,13 @@ impl super::relay::Intercept for CacheState {
                         param_types: types,
                         analyzed: a.clone(),
                         verified: false,
+                        admin,
                     },
                 );
+                if admin {
+                    self.wanted = Wanted::Batch;
+                    return true;
+                }
                 // What it does is noted when it is bound.
                 if let Some(shape) = &a.class.read {
                     if self.chosen(&a) || !self.functions_known(shape) {
@@ -340,6 +349,10 @@ impl super::relay::Intercept for CacheState {
                     self.unseen_statement(in_flight + 1);
                     return false;
                 };
+                if p.admin {
+                    self.wanted = Wanted::Batch;
+                    return true;
+                }
                 let a = p.analyzed.clone();
                 if let Some(shape) = &a.class.read {
                     if self.chosen(&a) || !self.functions_known(shape) {
@@ -349,6 +362,17 @@ impl super::relay::Intercept for CacheState {
                 }
                 self.note(&a, in_flight);
                 false
+            }
+            tag::DESCRIBE => {
+                let Some((&b'S', mut name)) = body.split_first() else {
+                    return false;
+                };
+                let name = get_cstr(&mut name).unwrap_or_default();
+                let admin = self.statements.get(&name).is_some_and(|p| p.admin);
+                if admin {
+                    self.wanted = Wanted::Batch;
+                }
+                admin
             }
             tag::CLOSE => {
                 if let Some((&b'S', mut name)) = body.split_first() {
@@ -379,8 +403,8 @@ impl super::relay::Intercept for CacheState {
                 let _portal = get_cstr(&mut body);
                 let stmt = get_cstr(&mut body).unwrap_or_default();
                 match self.statements.get(&stmt) {
-                    Some(p) => p.analyzed.clone(),
-                    None => return,
+                    Some(p) if !p.admin => p.analyzed.clone(),
+                    _ => return,
                 }
             }
             _ => return,
