@@ -59,7 +59,9 @@ fn install_invalidation(cli: &Cli) -> anyhow::Result<()> {
         config.cache.notify_channel
     );
     if done.ddl_trigger {
-        println!("DDL event trigger installed: schema changes are notified, new tables get the trigger");
+        println!(
+            "DDL event trigger installed: schema changes are notified, new tables get the trigger"
+        );
     } else {
         println!("no DDL event trigger (needs a superuser): DDL made elsewhere is covered by cache.ttl only, and new tables need this command again");
     }

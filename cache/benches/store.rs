@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use helios_cache::{
-    CacheKey, Capture, CaptureEnd, Context, Limits, Lookup, Request, ResultCache,
-};
+use helios_cache::{CacheKey, Capture, CaptureEnd, Context, Limits, Lookup, Request, ResultCache};
 
 fn msg(t: u8, body: &[u8]) -> Vec<u8> {
     let mut v = vec![t];

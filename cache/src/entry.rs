@@ -55,7 +55,10 @@ impl CachedResult {
     /// RowDescription (if kept), rows and CommandComplete: a simple Query's reply
     /// before its ReadyForQuery.
     pub fn reply(&self) -> &[u8] {
-        let start = self.description.as_ref().map_or(self.rows.start, |d| d.start);
+        let start = self
+            .description
+            .as_ref()
+            .map_or(self.rows.start, |d| d.start);
         &self.bytes[start..self.complete.end]
     }
 
@@ -234,6 +237,12 @@ impl Capture {
         let Some(complete) = self.complete.clone() else {
             return CaptureEnd::NotKept("no CommandComplete");
         };
+        // Every read answers `SELECT n`; anything else means the upstream
+        // ran another statement than the one the key names (a prepared
+        // statement replaced behind Helios's back, say).
+        if !self.buf[complete.start + 5..].starts_with(b"SELECT ") {
+            return CaptureEnd::NotKept("the statement was not a read");
+        }
         let rows_start = self.rows_start.unwrap_or(complete.start);
         let rows_end = if self.rows_start.is_some() {
             self.rows_end
@@ -302,7 +311,10 @@ pub(crate) mod tests {
             assert_eq!(result.row_count(), 3);
             assert_eq!(result.description(), Some(&frame(b'T', b"desc")[..]));
             let (two, next) = result.rows_from(1, 2);
-            assert_eq!(two, &[frame(b'D', b"row1"), frame(b'D', b"row2")].concat()[..]);
+            assert_eq!(
+                two,
+                &[frame(b'D', b"row1"), frame(b'D', b"row2")].concat()[..]
+            );
             assert_eq!(next, 3);
             assert_eq!(result.rows_from(3, 5).0, b"");
             assert_eq!(result.command_complete(), &frame(b'C', b"SELECT 1\0")[..]);
@@ -329,9 +341,10 @@ pub(crate) mod tests {
             (b'A', "notification"),
             (b'S', "setting"),
             (b's', "suspended"),
+            (b'C', "not a read"),
         ] {
             let mut wire = frame(b'T', b"d");
-            wire.extend(frame(t, b"x"));
+            wire.extend(frame(t, b"INSERT 0 1\0"));
             wire.extend(frame(b'Z', b"I"));
             match Capture::new(1024).feed(&wire) {
                 Some(CaptureEnd::NotKept(m)) => assert!(m.contains(why), "{m}"),

@@ -76,7 +76,13 @@ impl Generations {
 
     /// Bump table `name` in every database (`HELIOS CACHE CLEAR t`).
     pub fn bump_table_everywhere(&self, name: &str) {
-        let dbs: Vec<_> = self.dbs.lock().expect("generation map").values().cloned().collect();
+        let dbs: Vec<_> = self
+            .dbs
+            .lock()
+            .expect("generation map")
+            .values()
+            .cloned()
+            .collect();
         for d in dbs {
             d.bump_tables([name]);
         }

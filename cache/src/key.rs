@@ -23,21 +23,37 @@ pub struct Context {
     pub settings: String,
 }
 
-/// A [`Context`], interned: keys carry this small number instead.
+/// A [`Context`], interned: keys carry this small number instead. Never
+/// reused: a number always means the one context it was given for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ContextId(pub u32);
+pub struct ContextId(pub u64);
+
+/// Contexts remembered at once. Sessions with a temporary schema, or that
+/// set a custom setting per request, each make their own; past this many
+/// the table starts over (entries of forgotten contexts are never found
+/// again and age out).
+const MAX_CONTEXTS: usize = 65_536;
 
 /// The interning table.
 #[derive(Debug, Default)]
 pub struct Contexts {
-    ids: Mutex<HashMap<Context, ContextId>>,
+    ids: Mutex<(HashMap<Context, ContextId>, u64)>,
 }
 
 impl Contexts {
     pub fn intern(&self, c: Context) -> ContextId {
-        let mut ids = self.ids.lock().expect("context table");
-        let next = ContextId(ids.len() as u32);
-        *ids.entry(c).or_insert(next)
+        let mut guard = self.ids.lock().expect("context table");
+        let (ids, next) = &mut *guard;
+        if let Some(id) = ids.get(&c) {
+            return *id;
+        }
+        if ids.len() >= MAX_CONTEXTS {
+            ids.clear();
+        }
+        let id = ContextId(*next);
+        *next += 1;
+        ids.insert(c, id);
+        id
     }
 }
 
@@ -91,5 +107,32 @@ mod tests {
         assert_eq!(c.intern(ctx("alice", "s1")), a);
         assert_ne!(c.intern(ctx("bob", "s1")), a);
         assert_ne!(c.intern(ctx("alice", "s2")), a);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_never_reuses_a_number() {
+        let c = Contexts::default();
+        let first = c.intern(Context {
+            database: "db".into(),
+            role: "r".into(),
+            settings: "0".into(),
+        });
+        let mut last = first;
+        for i in 1..=MAX_CONTEXTS as u64 + 10 {
+            last = c.intern(Context {
+                database: "db".into(),
+                role: "r".into(),
+                settings: i.to_string(),
+            });
+        }
+        assert!(c.ids.lock().unwrap().0.len() <= MAX_CONTEXTS);
+        assert_eq!(last.0, MAX_CONTEXTS as u64 + 10);
+        // Forgotten, then met again: a new number.
+        let again = c.intern(Context {
+            database: "db".into(),
+            role: "r".into(),
+            settings: "0".into(),
+        });
+        assert_ne!(again, first);
     }
 }

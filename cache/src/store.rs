@@ -393,9 +393,18 @@ mod tests {
         };
         let snap = c.generations.snapshot("db", ["t"]);
         c.generations.database("db").bump_tables(["t"]);
-        assert!(!c.store(t, captured(1), snap, Duration::from_secs(60), c.statement(1, "q")));
+        assert!(!c.store(
+            t,
+            captured(1),
+            snap,
+            Duration::from_secs(60),
+            c.statement(1, "q")
+        ));
         assert!(c.get(&k).is_none());
-        assert!(matches!(c.lookup(&k), Lookup::Fill(_)), "the ticket was released");
+        assert!(
+            matches!(c.lookup(&k), Lookup::Fill(_)),
+            "the ticket was released"
+        );
     }
 
     #[tokio::test]
@@ -416,7 +425,13 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         let snap = c.generations.snapshot("db", ["t"]);
-        c.store(t, captured(3), snap, Duration::from_secs(60), c.statement(1, "q"));
+        c.store(
+            t,
+            captured(3),
+            snap,
+            Duration::from_secs(60),
+            c.statement(1, "q"),
+        );
         assert_eq!(waiter.await.unwrap(), Some(3));
     }
 
@@ -428,7 +443,13 @@ mod tests {
             panic!()
         };
         let snap = c.generations.snapshot("db", []);
-        c.store(t, captured(1), snap, Duration::from_millis(30), c.statement(1, "q"));
+        c.store(
+            t,
+            captured(1),
+            snap,
+            Duration::from_millis(30),
+            c.statement(1, "q"),
+        );
         assert!(c.get(&k).is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert!(c.get(&k).is_none());
@@ -445,7 +466,13 @@ mod tests {
             let k = key(&c, &format!("select {i}"));
             if let Lookup::Fill(t) = c.lookup(&k) {
                 let snap = c.generations.snapshot("db", []);
-                c.store(t, captured(1), snap, Duration::from_secs(60), c.statement(1, "q"));
+                c.store(
+                    t,
+                    captured(1),
+                    snap,
+                    Duration::from_secs(60),
+                    c.statement(1, "q"),
+                );
             }
         }
         let (entries, weight) = c.usage();

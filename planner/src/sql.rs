@@ -16,6 +16,28 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+/// How many statements `sql` holds, counting non-empty pieces between
+/// semicolons outside strings and comments; `usize::MAX` when the
+/// tokenizer cannot read it.
+pub fn statement_count(sql: &str) -> usize {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return usize::MAX;
+    };
+    let (mut count, mut open) = (0, false);
+    for t in tokens {
+        match t {
+            Token::SemiColon => {
+                count += usize::from(open);
+                open = false;
+            }
+            Token::Whitespace(_) => {}
+            _ => open = true,
+        }
+    }
+    count + usize::from(open)
+}
+
 /// Parse `sql` as PostgreSQL. Empty input (or only `;`) yields no statements;
 /// the error is the parser's own message.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, String> {
@@ -354,6 +376,15 @@ impl Visitor for Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_statements_outside_strings_and_comments() {
+        assert_eq!(statement_count(""), 0);
+        assert_eq!(statement_count(" ;; "), 0);
+        assert_eq!(statement_count("select 1"), 1);
+        assert_eq!(statement_count("select ';'; -- ;\n select 2;"), 2);
+        assert_eq!(statement_count("select $$;$$ /* ; */"), 1);
+    }
 
     fn one(sql: &str) -> StatementInfo {
         let stmts = parse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -56,7 +56,7 @@ $helios$;"
 /// system schemas and Helios's own.
 const WATCH_ALL: &str = "SELECT pg_catalog.count(helios.watch_table(c.oid::regclass))::text \
    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-  WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+  WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') \
     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'helios') \
     AND n.nspname NOT LIKE 'pg\\_%'";
 
@@ -111,7 +111,10 @@ pub async fn install(config: &Config) -> anyhow::Result<Installed> {
     let tables = count_query(&mut conn, WATCH_ALL, limit)
         .await
         .context("creating the triggers")?;
-    let ddl_trigger = match conn.run_control_query(&event_trigger_sql(channel), limit).await {
+    let ddl_trigger = match conn
+        .run_control_query(&event_trigger_sql(channel), limit)
+        .await
+    {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "no DDL event trigger (it needs a superuser): DDL made elsewhere is covered by cache.ttl only");
@@ -127,11 +130,7 @@ pub async fn install(config: &Config) -> anyhow::Result<Installed> {
 }
 
 /// Run a one-value query with the simple protocol and read the value.
-async fn count_query(
-    conn: &mut UpstreamConn,
-    sql: &str,
-    limit: Duration,
-) -> anyhow::Result<usize> {
+async fn count_query(conn: &mut UpstreamConn, sql: &str, limit: Duration) -> anyhow::Result<usize> {
     use bytes::BytesMut;
     use helios_wire::frame::{read_frame_buffered, tag};
     use tokio::io::AsyncWriteExt;

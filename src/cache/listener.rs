@@ -33,7 +33,9 @@ pub(super) fn spawn(
         loop {
             match listen(&svc, &db, &target, &params, password.as_deref(), &listening).await {
                 Ok(()) => delay = Duration::from_millis(100),
-                Err(e) => tracing::warn!(%db, error = %e, "cache invalidation listener down; results for this database are not cached until it is back"),
+                Err(e) => {
+                    tracing::warn!(%db, error = %e, "cache invalidation listener down; results for this database are not cached until it is back")
+                }
             }
             listening.store(false, Ordering::Release);
             svc.store.generations.database(&db).bump_epoch();

@@ -9,7 +9,7 @@
 pub mod install;
 mod listener;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -68,11 +68,15 @@ pub enum Choice {
     AfterResolving,
 }
 
-/// Relation name -> the names a write to it may change, per database.
+/// What writes reach, per database, as read from the catalog under one
+/// epoch (DDL makes it unknown again).
 #[derive(Default)]
 struct Families {
     epoch: u64,
+    /// Relation name -> the names a write to it may change.
     map: HashMap<String, Vec<String>>,
+    /// Functions that may write (volatile, outside `pg_catalog`).
+    writers: Option<Arc<HashSet<String>>>,
 }
 
 pub struct CacheService {
@@ -187,7 +191,10 @@ impl CacheService {
         if self.config.mode == CacheMode::Auto {
             return Choice::Yes(self.config.ttl);
         }
-        if rules.iter().any(|r| matches!(r.target, RuleTarget::Table(_))) {
+        if rules
+            .iter()
+            .any(|r| matches!(r.target, RuleTarget::Table(_)))
+        {
             return Choice::AfterResolving;
         }
         Choice::No
@@ -242,15 +249,47 @@ impl CacheService {
     }
 
     pub fn learn_families(&self, db: &str, epoch: u64, learned: HashMap<String, Vec<String>>) {
+        self.with_families(db, epoch, |f| f.map.extend(learned));
+    }
+
+    /// The functions that may write in `db`, if known for this epoch.
+    pub fn writers(&self, db: &str) -> Option<Arc<HashSet<String>>> {
+        let epoch = self.epoch(db);
+        let fams = self.families.lock().expect("families");
+        let f = fams.get(db)?;
+        (f.epoch == epoch).then(|| f.writers.clone()).flatten()
+    }
+
+    pub fn learn_writers(&self, db: &str, epoch: u64, writers: HashSet<String>) {
+        self.with_families(db, epoch, |f| f.writers = Some(Arc::new(writers)));
+    }
+
+    /// Whether calling these functions may write, as far as `db`'s catalog
+    /// is known (unknown: it may).
+    pub fn calls_writer(&self, db: &str, functions: &[String]) -> bool {
+        if functions.is_empty() {
+            return false;
+        }
+        match self.writers(db) {
+            Some(w) => functions.iter().any(|f| w.contains(f)),
+            None => true,
+        }
+    }
+
+    fn with_families(&self, db: &str, epoch: u64, update: impl FnOnce(&mut Families)) {
+        // Learned under an older epoch: DDL happened since, it may be wrong.
+        if epoch != self.epoch(db) {
+            return;
+        }
         let mut fams = self.families.lock().expect("families");
         let f = fams.entry(db.to_string()).or_default();
         if f.epoch != epoch {
             *f = Families {
                 epoch,
-                map: HashMap::new(),
+                ..Families::default()
             };
         }
-        f.map.extend(learned);
+        update(f);
     }
 
     /// Whether results for `db` may be served and stored now: in notify
@@ -326,11 +365,21 @@ mod tests {
             Choice::Yes(ttl) => Some(ttl),
             _ => None,
         };
-        assert_eq!(yes("select * from t where id = 7"), Some(Duration::from_secs(9)));
+        assert_eq!(
+            yes("select * from t where id = 7"),
+            Some(Duration::from_secs(9))
+        );
         assert_eq!(yes("select * from u"), None);
-        assert_eq!(yes("/*+ cache(ttl=3s) */ select * from u"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            yes("/*+ cache(ttl=3s) */ select * from u"),
+            Some(Duration::from_secs(3))
+        );
         assert_eq!(yes("/*+ no_cache */ select * from t where id = 1"), None);
-        svc.add_rule(cacheable::fingerprint("select * from u"), "select * from u", None);
+        svc.add_rule(
+            cacheable::fingerprint("select * from u"),
+            "select * from u",
+            None,
+        );
         assert_eq!(yes("select * from u"), Some(cfg.ttl));
         assert!(svc.drop_rule(cacheable::fingerprint("select * from u")));
         assert_eq!(yes("select * from u"), None);

@@ -93,7 +93,10 @@ impl CacheConfig {
             return Err(ConfigError::invalid("cache.ttl", "must be more than 0s"));
         }
         if self.max_entries == 0 {
-            return Err(ConfigError::invalid("cache.max_entries", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "cache.max_entries",
+                "must be at least 1",
+            ));
         }
         if self.max_entry_size > self.max_memory {
             return Err(ConfigError::invalid(
@@ -114,10 +117,14 @@ impl CacheConfig {
         }
         for (i, r) in self.rules.iter().enumerate() {
             let key = format!("cache.rules[{i}]");
-            let given = [r.table.is_some(), r.fingerprint.is_some(), r.query.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
+            let given = [
+                r.table.is_some(),
+                r.fingerprint.is_some(),
+                r.query.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
             if given != 1 {
                 return Err(ConfigError::invalid(
                     &key,

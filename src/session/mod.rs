@@ -141,10 +141,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                 svc.ensure_listener(&key.database, server.pool.target().clone(), &login);
             }
             let mut intercepts = Intercepts {
-                nl: server
-                    .nl
-                    .as_ref()
-                    .map(|s| (s, nl::NlState::new(Some(s)))),
+                nl: server.nl.as_ref().map(|s| (s, nl::NlState::new(Some(s)))),
                 cache: server
                     .cache
                     .as_ref()
@@ -262,14 +259,21 @@ impl Intercept for Intercepts<'_> {
     }
 
     fn refused(&mut self, frame: &[u8], in_flight: u32) {
-        if let (Some(Owner::Cache), Some(c)) = (self.owner.take(), &mut self.cache) {
-            c.refused(frame, in_flight);
+        let Some(c) = &mut self.cache else {
+            return;
+        };
+        match self.owner.take() {
+            Some(Owner::Cache) => c.refused(frame, in_flight),
+            // Natural language asked first, so the cache has not seen it:
+            // it is relayed, and may write.
+            Some(Owner::Nl) if c.wants(frame, in_flight) => c.refused(frame, in_flight),
+            _ => {}
         }
     }
 
-    fn unseen_statement(&mut self, ends_in: u32) {
+    fn unseen_statement(&mut self, tag: u8, ends_in: u32) {
         if let Some(c) = &mut self.cache {
-            c.unseen_statement(ends_in);
+            c.unseen_statement(tag, ends_in);
         }
     }
 

@@ -52,9 +52,9 @@ pub trait Intercept: Send {
     fn refused(&mut self, _frame: &[u8], _in_flight: u32) {}
 
     /// A statement went by that [`Intercept::wants`] was not asked about: a
-    /// Query, Parse or Bind too large to hand over, or a FunctionCall. It
-    /// ends with the `ends_in`-th ReadyForQuery from now.
-    fn unseen_statement(&mut self, _ends_in: u32) {}
+    /// Query, Parse or Bind too large to hand over, or a FunctionCall
+    /// (`tag`). It ends with the `ends_in`-th ReadyForQuery from now.
+    fn unseen_statement(&mut self, _tag: u8, _ends_in: u32) {}
 
     /// Bytes from the upstream the relay has just cleared for the client,
     /// in order, before they are written to it (the result cache copies
@@ -101,9 +101,9 @@ pub struct SessionState {
     pub in_flight: u32,
     /// ReadyForQuery statuses seen in the last scan of upstream bytes.
     pub ready_seen: Vec<TransactionStatus>,
-    /// Statements the intercept was not asked about, each as the number of
-    /// ReadyForQuery messages from now that ends it.
-    pub unseen_statements: Vec<u32>,
+    /// Statements the intercept was not asked about, each as its message
+    /// tag and the number of ReadyForQuery messages from now that ends it.
+    pub unseen_statements: Vec<(u8, u32)>,
     /// Syncs the client sent since its last Execute or Query: if that
     /// statement turns out to be a COPY FROM STDIN, PostgreSQL ignores them
     /// (it discards Sync in copy-in mode), so they will get no ReadyForQuery.
@@ -138,14 +138,14 @@ impl FrameVisitor for FromClient<'_> {
                 s.in_flight += 1;
                 s.syncs_since_statement = 0;
                 if len > INTERCEPT_LIMIT {
-                    s.unseen_statements.push(s.in_flight);
+                    s.unseen_statements.push((t, s.in_flight));
                 }
             }
             tag::EXECUTE | tag::BIND => {
                 if t == tag::EXECUTE {
                     s.syncs_since_statement = 0;
                 } else if len > INTERCEPT_LIMIT {
-                    s.unseen_statements.push(s.in_flight + 1);
+                    s.unseen_statements.push((t, s.in_flight + 1));
                 }
                 s.unsynced = true;
                 s.bound_since_sync = true;
@@ -153,12 +153,12 @@ impl FrameVisitor for FromClient<'_> {
             tag::PARSE | tag::DESCRIBE | tag::CLOSE => {
                 s.unsynced = true;
                 if t == tag::PARSE && len > INTERCEPT_LIMIT {
-                    s.unseen_statements.push(s.in_flight + 1);
+                    s.unseen_statements.push((t, s.in_flight + 1));
                 }
             }
             tag::FUNCTION_CALL => {
                 s.in_flight += 1;
-                s.unseen_statements.push(s.in_flight);
+                s.unseen_statements.push((t, s.in_flight));
             }
             // A client sends these only after CopyInResponse, so `copy_in`
             // is already known here.
@@ -325,6 +325,17 @@ impl<'a> Relay<'a> {
 
     /// Relay until one side ends the session, or a message is for Helios.
     pub async fn run(&mut self, intercept: &mut dyn Intercept) -> RelayEnd {
+        // Messages for the client a handler collected and did not send (it
+        // handed its message back to be relayed): whole messages, at a
+        // boundary, so they go out first.
+        if !self.to_client.is_empty() {
+            use tokio::io::AsyncWriteExt;
+            let pending = std::mem::take(&mut self.to_client);
+            if let Err(e) = self.client.write_all(&pending).await {
+                return RelayEnd::ClientFailed(e);
+            }
+            self.u2c_unflushed = true;
+        }
         // Bytes the upstream sent during Helios's own exchanges go first.
         if !self.up.rbuf.is_empty() {
             if let Err(end) = self.scan_upstream(intercept) {
@@ -341,8 +352,8 @@ impl<'a> Relay<'a> {
     /// Scan what the client sent, deciding on each intercepted message.
     fn scan_client(&mut self, intercept: &mut dyn Intercept) {
         self.scan_client_frames(intercept);
-        for ends_in in self.state.unseen_statements.drain(..) {
-            intercept.unseen_statement(ends_in);
+        for (t, ends_in) in self.state.unseen_statements.drain(..) {
+            intercept.unseen_statement(t, ends_in);
         }
     }
 
@@ -362,7 +373,12 @@ impl<'a> Relay<'a> {
                     let in_flight = v.state.in_flight;
                     if self.pass_count > 0 {
                         self.pass_count -= 1;
-                        let _ = intercept.wants(frame, in_flight);
+                        // Handed back: it is relayed whatever the answer,
+                        // but what it does must still be noted (a handler
+                        // that gave up on it may not have).
+                        if intercept.wants(frame, in_flight) {
+                            intercept.refused(frame, in_flight);
+                        }
                         let _ = v.header(t, len);
                         self.c2u.scan.pass_intercepted(len);
                         continue;
@@ -465,6 +481,29 @@ impl<'a> Relay<'a> {
     /// The client's next whole message, for a handler answering several.
     pub async fn read_client_frame(&mut self, max: usize) -> io::Result<Option<Frame>> {
         read_frame_buffered(&mut *self.client, &mut self.c2u.buf, max).await
+    }
+
+    /// As [`Relay::read_client_frame`], but `None` (the message left
+    /// unread, for the relay to stream) when it is larger than what the
+    /// relay would hand over: a handler never holds a huge Bind in memory.
+    pub async fn read_small_client_frame(&mut self, max: usize) -> io::Result<Option<Frame>> {
+        use tokio::io::AsyncReadExt;
+        while self.c2u.buf.len() < HEADER_LEN {
+            self.c2u.buf.reserve(READ_CHUNK);
+            if self.client.read_buf(&mut self.c2u.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+        let len = u32::from_be_bytes([
+            self.c2u.buf[1],
+            self.c2u.buf[2],
+            self.c2u.buf[3],
+            self.c2u.buf[4],
+        ]) as usize;
+        if len > INTERCEPT_LIMIT {
+            return Ok(None);
+        }
+        self.read_client_frame(max).await
     }
 
     /// The client, the upstream connection, and the buffer for upstream

@@ -18,7 +18,10 @@ async fn a_repeated_read_is_answered_from_the_cache() {
     let row = stats.iter().find(|r| r.0 == q).expect("listed");
     assert_eq!((row.1, row.2, row.3), (2, 1, 1), "{stats:?}");
     // A different literal is a different entry.
-    assert_eq!(one(&c, "SELECT name FROM items WHERE id = 4").await, "item 4");
+    assert_eq!(
+        one(&c, "SELECT name FROM items WHERE id = 4").await,
+        "item 4"
+    );
     // HELIOS CACHE CLEAR drops it: the upstream's value shows.
     c.simple_query("HELIOS CACHE CLEAR").await.unwrap();
     assert_eq!(one(&c, q).await, "changed");
@@ -29,7 +32,8 @@ async fn a_hit_sends_the_bytes_a_miss_sent() {
     let (pg, h) = start(AUTO);
     let q = "SELECT id, name, price, NULL::text AS nothing FROM items WHERE id <= 5 ORDER BY id";
     let ask = |port| {
-        let (mut conn, _) = RawConn::connect(port, &[("user", "postgres"), ("database", "postgres")]);
+        let (mut conn, _) =
+            RawConn::connect(port, &[("user", "postgres"), ("database", "postgres")]);
         conn.send(&raw::query(q));
         let first = conn.until_ready();
         conn.send(&raw::query(q));
@@ -76,7 +80,9 @@ async fn cache_commands_work_through_prepared_statements_too() {
     change_behind_helios(&pg, "UPDATE items SET price = 1 WHERE id = 6");
     assert_eq!(one(&c, other).await, "1.00");
     // Dropping the rule drops its entries.
-    c.execute(&format!("DROP HELIOS CACHE {id}"), &[]).await.unwrap();
+    c.execute(&format!("DROP HELIOS CACHE {id}"), &[])
+        .await
+        .unwrap();
     assert_eq!(one(&c, q).await, "five");
     let e = c
         .execute("DROP HELIOS CACHE q_0000000000000001", &[])

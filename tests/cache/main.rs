@@ -9,7 +9,10 @@
 //! - `invalidation`: writes through Helios, DDL, views and partitions,
 //!   notify mode, a writer racing 50 readers;
 //! - `isolation`: roles and row-level security, search_path, TimeZone,
-//!   volatile functions, transactions;
+//!   volatile functions, transactions, opting out;
+//! - `reach`: writes that do not name what they change (cascades,
+//!   triggers, functions), text Helios cannot parse, renamed statements,
+//!   clients that leave early;
 //! - `extended`: binary parameters, named statements, `max_rows`, large results.
 
 #[path = "../common/mod.rs"]
@@ -19,4 +22,5 @@ mod basics;
 mod extended;
 mod invalidation;
 mod isolation;
+mod reach;
 mod support;

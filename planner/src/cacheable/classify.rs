@@ -31,8 +31,15 @@ pub struct Classified {
     /// It cannot change the session's settings or role. A candidate read
     /// that calls functions is only known not to once they are resolved.
     pub keeps_settings: bool,
-    /// DEALLOCATE or DISCARD: prepared statements may be gone.
-    pub drops_statements: bool,
+    /// Names of the functions it calls (any schema): one that may write
+    /// makes it a write to everything (see `writers_sql`).
+    pub functions: Vec<String>,
+    /// `DEALLOCATE ALL`, `DISCARD`, or text the parser does not know: every
+    /// prepared statement may be gone or replaced.
+    pub forgets_all: bool,
+    /// Prepared statements `DEALLOCATE` drops or SQL `PREPARE` creates by
+    /// name: what the session knew of them no longer holds.
+    pub forgets: Vec<String>,
 }
 
 /// Statements that change no table and no setting.
@@ -72,7 +79,10 @@ pub fn classify(text: &str) -> Classified {
     }
     let stmts = match sql::parse(text) {
         Ok(s) => s,
-        Err(_) => return unparsed(text),
+        Err(_) => match table_as_select(text).map(|t| sql::parse(&t)) {
+            Some(Ok(s)) => s,
+            _ => return unparsed(text),
+        },
     };
     let mut c = Classified {
         keeps_settings: true,
@@ -85,21 +95,35 @@ pub fn classify(text: &str) -> Classified {
     c
 }
 
-/// Text the parser does not know: judged by its first word.
+/// Text the parser does not know. Only one statement whose first word
+/// names a harmless command (`BEGIN ISOLATION LEVEL ...`, `SHOW ...`) is
+/// taken at its word; anything else — a `SELECT` the parser cannot read
+/// may call functions that write, a string of several statements may hold
+/// a write or a `SET` — may change anything.
 fn unparsed(text: &str) -> Classified {
     let word = first_word(text);
-    let harmless = HARMLESS.contains(&word.as_str());
+    let harmless = HARMLESS.contains(&word.as_str()) && sql::statement_count(text) <= 1;
     Classified {
-        writes_everything: !harmless && word != "SELECT" && word != "VALUES" && word != "TABLE",
+        writes_everything: !harmless,
         keeps_settings: harmless,
-        drops_statements: word == "DISCARD" || word == "DEALLOCATE",
+        forgets_all: !harmless || matches!(word.as_str(), "PREPARE"),
         ..Classified::default()
     }
 }
 
-fn first_word(text: &str) -> String {
+/// `TABLE t [ORDER BY ...]`, which the parser does not know, as the
+/// `SELECT * FROM t [ORDER BY ...]` it is.
+fn table_as_select(text: &str) -> Option<String> {
+    let at = first_word_at(text);
+    let word = text.get(at..at + 5)?;
+    let next = text[at + 5..].chars().next()?;
+    (word.eq_ignore_ascii_case("table") && next.is_whitespace())
+        .then(|| format!("{}SELECT * FROM{}", &text[..at], &text[at + 5..]))
+}
+
+/// Byte offset of the first word, after spaces and comments.
+fn first_word_at(text: &str) -> usize {
     let mut rest = text.trim_start();
-    // Skip comments (hints included) before the first word.
     loop {
         if let Some(r) = rest.strip_prefix("--") {
             rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
@@ -109,6 +133,11 @@ fn first_word(text: &str) -> String {
             break;
         }
     }
+    text.len() - rest.len()
+}
+
+fn first_word(text: &str) -> String {
+    let rest = &text[first_word_at(text)..];
     rest.trim_start_matches('(')
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
@@ -118,6 +147,11 @@ fn first_word(text: &str) -> String {
 
 fn statement(stmt: &Statement, single: bool, c: &mut Classified) {
     let info = sql::analyze(stmt);
+    for f in &info.functions {
+        if !c.functions.contains(&f.name) {
+            c.functions.push(f.name.clone());
+        }
+    }
     let names = || info.relations.iter().map(|r| r.name.clone());
     match &info.kind {
         StatementKind::Query => {
@@ -158,22 +192,47 @@ fn statement(stmt: &Statement, single: bool, c: &mut Classified) {
             "SET" | "RESET" => c.keeps_settings = false,
             "DISCARD" => {
                 c.keeps_settings = false;
-                c.drops_statements = true;
+                c.forgets_all = true;
             }
-            "DEALLOCATE" => c.drops_statements = true,
+            "DEALLOCATE" | "PREPARE" => match stmt {
+                Statement::Deallocate { name, .. }
+                    if name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none() =>
+                {
+                    c.forgets_all = true
+                }
+                Statement::Deallocate { name, .. } | Statement::Prepare { name, .. } => {
+                    c.forgets.push(sql::normalize_ident(name))
+                }
+                _ => c.forgets_all = true,
+            },
             "EXPLAIN" => {
+                // `EXPLAIN ANALYZE` and `EXPLAIN (ANALYZE [true|on|1])` run
+                // what they explain.
                 if let Statement::Explain {
-                    analyze: true,
+                    analyze,
+                    options,
                     statement: inner,
                     ..
                 } = stmt
                 {
+                    let runs = *analyze
+                        || options.iter().flatten().any(|o| {
+                            o.name.value.eq_ignore_ascii_case("analyze")
+                                && o.arg.as_ref().is_none_or(|a| {
+                                    let v = a.to_string().to_ascii_lowercase();
+                                    !matches!(v.trim_matches('\''), "false" | "off" | "0" | "no")
+                                })
+                        });
+                    if !runs {
+                        return;
+                    }
                     let mut inner_c = Classified {
                         keeps_settings: true,
                         ..Classified::default()
                     };
                     statement(inner, false, &mut inner_c);
                     c.writes.extend(inner_c.writes);
+                    c.functions.extend(inner_c.functions);
                     c.writes_everything |= inner_c.writes_everything;
                     c.keeps_settings &= inner_c.keeps_settings;
                 }
@@ -211,17 +270,22 @@ struct Literals {
     sampled: bool,
 }
 
-/// `'now'`, `'today'`, ... read as a date or time depend on when they are read.
+/// `'now'`, `'today'`, `'tomorrow 10:00'`, ... read as a date or time
+/// depend on when they are read. Longer strings are not dates.
 fn time_word(s: &str) -> bool {
-    matches!(
-        s.trim().to_ascii_lowercase().as_str(),
-        "now" | "today" | "tomorrow" | "yesterday"
-    )
+    s.len() <= TIME_TEXT_MAX
+        && s.split(|c: char| !c.is_ascii_alphabetic()).any(|w| {
+            ["now", "today", "tomorrow", "yesterday"]
+                .iter()
+                .any(|t| w.eq_ignore_ascii_case(t))
+        })
 }
+
+const TIME_TEXT_MAX: usize = 48;
 
 /// Whether a text parameter value, read as a date or time, depends on the clock.
 pub fn is_time_word(value: &[u8]) -> bool {
-    value.len() <= 16 && std::str::from_utf8(value).is_ok_and(time_word)
+    value.len() <= TIME_TEXT_MAX && std::str::from_utf8(value).is_ok_and(time_word)
 }
 
 fn is_datetime(t: &DataType) -> bool {
@@ -294,9 +358,15 @@ mod tests {
         assert!(read("/*+ cache */ select count(*) from t"));
         assert!(read("with x as (select * from t) select * from x"));
         assert!(read("values (1)"));
-        // sqlparser does not know a bare `TABLE t`: relayed, never cached.
-        assert!(!read("table t"));
-        assert!(read("select lower(name) from t"), "functions are judged later");
+        // sqlparser does not know a bare `TABLE t`: read as SELECT * FROM t.
+        assert!(read("table t"));
+        assert!(read("/*+ cache */ TABLE\ts.t order by 1 limit 3"));
+        assert!(!classify("table t").writes_everything);
+        assert!(!read("tablex t"));
+        assert!(
+            read("select lower(name) from t"),
+            "functions are judged later"
+        );
         for sql in [
             "select * from t for update",
             "select * from t for share",
@@ -329,10 +399,7 @@ mod tests {
             classify("with d as (delete from t returning *) select * from d").writes,
             ["t"]
         );
-        assert_eq!(
-            classify("explain analyze update t set a = 1").writes,
-            ["t"]
-        );
+        assert_eq!(classify("explain analyze update t set a = 1").writes, ["t"]);
         assert!(classify("explain update t set a = 1").writes.is_empty());
         for sql in [
             "create table x (a int)",
@@ -371,8 +438,59 @@ mod tests {
         assert!(!classify("set role bob").keeps_settings);
         assert!(!classify("reset all").keeps_settings);
         assert!(!classify("discard all").keeps_settings);
-        assert!(classify("discard all").drops_statements);
-        assert!(classify("deallocate s1").drops_statements);
+        assert!(classify("discard all").forgets_all);
+        assert!(classify("deallocate all").forgets_all);
+        assert_eq!(classify("deallocate S1").forgets, ["s1"]);
+        assert_eq!(classify("deallocate prepare \"S1\"").forgets, ["S1"]);
+        assert_eq!(classify("prepare p1 as select 1").forgets, ["p1"]);
+        assert!(classify("prepare p1 as select 1").keeps_settings);
         assert!(!classify("update t set a = 1").keeps_settings);
+    }
+
+    #[test]
+    fn text_the_parser_cannot_read_may_do_anything() {
+        // Not parsed by sqlparser: one statement led by a harmless word is
+        // taken at its word; a SELECT may call writing functions, and a
+        // string of statements may hold anything.
+        let locked = "select id from jobs limit 1 for no key update skip locked";
+        assert!(
+            crate::sql::parse(locked).is_err(),
+            "pick a statement sqlparser rejects"
+        );
+        let c = classify(locked);
+        assert!(c.read.is_none() && c.writes_everything && !c.keeps_settings && c.forgets_all);
+        let several = format!("update jobs set state = 'done' where id = 7; {locked}");
+        assert!(classify(&several).writes_everything);
+        let begin = "begin isolation level serializable, read only, deferrable, not deferrable";
+        if crate::sql::parse(begin).is_err() {
+            assert!(!classify(begin).writes_everything);
+        }
+        assert!(classify("show all; update t set a = 1 for no key update").writes_everything);
+    }
+
+    #[test]
+    fn explain_counts_as_what_it_explains() {
+        for sql in [
+            "explain analyze delete from orders",
+            "explain (analyze, buffers) delete from orders",
+            "explain (analyze true) delete from orders",
+            "explain (buffers, analyze on) delete from orders",
+        ] {
+            let c = classify(sql);
+            assert_eq!(c.writes, ["orders"], "{sql}");
+            assert!(c.read.is_none(), "{sql}");
+        }
+        assert!(
+            !classify("explain (analyze) select set_config('role', 'x', false)").keeps_settings
+        );
+        assert!(classify("explain select * from t").read.is_none());
+        assert!(classify("explain (analyze off) delete from orders")
+            .writes
+            .is_empty());
+        assert!(
+            classify("explain (analyze false, buffers) delete from orders")
+                .writes
+                .is_empty()
+        );
     }
 }

@@ -15,7 +15,10 @@ mod classify;
 mod resolve;
 
 pub use classify::{classify, is_time_word, Classified, ReadShape};
-pub use resolve::{families_sql, read_families, resolution, resolve_sql, Resolution};
+pub use resolve::{
+    families_sql, read_families, read_writers, resolution, resolve_sql, Resolution, ANY_TABLE,
+    WRITERS_SQL,
+};
 
 use std::time::Duration;
 
@@ -179,7 +182,7 @@ mod tests {
 
     #[test]
     fn reads_hints() {
-        assert_eq!(hints("select 1").cache, false);
+        assert!(!hints("select 1").cache);
         assert!(hints("/*+ cache */ select 1").cache);
         assert!(hints("select /*+ no_cache */ 1").no_cache);
         let h = hints("/*+ cache(ttl=30s) */ select 1");
@@ -189,7 +192,10 @@ mod tests {
             hints("/*+ CACHE( ttl = 2m ) */ select 1").ttl,
             Some(Duration::from_secs(120))
         );
-        assert!(!hints("/* cache */ select 1").cache, "a plain comment is not a hint");
+        assert!(
+            !hints("/* cache */ select 1").cache,
+            "a plain comment is not a hint"
+        );
         assert_eq!(parse_ttl("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_ttl("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_ttl("soon"), None);

@@ -13,6 +13,12 @@ use super::ReadShape;
 /// entries: their volatility is their arguments'.
 const SYNTAX_FUNCTIONS: &[&str] = &["coalesce", "nullif", "greatest", "least"];
 
+/// `CURRENT_DATE`, `CURRENT_TIMESTAMP`, `LOCALTIME`, ... in a view or a
+/// policy are stored as SQLValueFunction nodes, which record no dependency
+/// on a function: found in the stored expression by their result type
+/// (date, time, timetz, timestamp, timestamptz).
+const CLOCK_KEYWORD: &str = r"\{SQLVALUEFUNCTION :op [0-9]+ :type (1082|1083|1266|1114|1184) ";
+
 /// What the catalog says about a candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {
@@ -29,6 +35,10 @@ pub struct Resolution {
     /// It calls a volatile function outside `pg_catalog`, which may write
     /// anything: when it commits, everything cached for the database is retired.
     pub may_write: bool,
+    /// Tables (and materialized views) it reads that `helios
+    /// install-invalidation` does not watch: writes made to them elsewhere
+    /// would go unheard.
+    pub unwatched: Vec<String>,
 }
 
 /// A string literal PostgreSQL reads the same whatever
@@ -55,23 +65,32 @@ fn function_label(f: &FunctionRef) -> String {
     }
 }
 
-/// Relations a relation's rows come from: a view's rewrite rule references,
-/// inheritance children and partitions, and what its policies read.
+/// Relations a relation's rows come from: those a view's rewrite rules
+/// read (or a table's rules write), inheritance children and partitions,
+/// and what its policies read. Read from the stored expression trees (the
+/// `:relid` of each range table entry), not `pg_depend`, which records no
+/// dependency on the system catalogs.
 const EXPAND: &str = "\
-    SELECT d.refobjid AS oid FROM pg_catalog.pg_rewrite r \
-      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
-       AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-     WHERE r.ev_class = {rel}.oid AND d.refobjid <> {rel}.oid \
+    SELECT m[1]::pg_catalog.oid AS oid FROM pg_catalog.pg_rewrite r, \
+           pg_catalog.regexp_matches(r.ev_action::text, ':relid ([0-9]+)', 'g') AS m \
+     WHERE r.ev_class = {rel}.oid AND m[1]::pg_catalog.oid <> {rel}.oid \
     UNION ALL \
     SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = {rel}.oid \
     UNION ALL \
-    SELECT d.refobjid FROM pg_catalog.pg_policy p \
-      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass \
-       AND d.objid = p.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-     WHERE p.polrelid = {rel}.oid AND d.refobjid <> {rel}.oid";
+    SELECT m[1]::pg_catalog.oid FROM pg_catalog.pg_policy p, \
+           pg_catalog.regexp_matches(COALESCE(p.polqual::text, '') || ' ' || COALESCE(p.polwithcheck::text, ''), \
+                                     ':relid ([0-9]+)', 'g') AS m \
+     WHERE p.polrelid = {rel}.oid AND m[1]::pg_catalog.oid <> {rel}.oid";
+
+/// The stored expression trees of a relation's rewrite rules and policies.
+const TREES: &str = "\
+    SELECT r.ev_action::text AS tree FROM pg_catalog.pg_rewrite r WHERE r.ev_class = down.oid \
+    UNION ALL \
+    SELECT COALESCE(p2.polqual::text, '') || ' ' || COALESCE(p2.polwithcheck::text, '') \
+      FROM pg_catalog.pg_policy p2 WHERE p2.polrelid = down.oid";
 
 /// The query that settles `shape`. Rows: `(what, name, kind, persistence,
-/// schema)` with `what` one of `rel`, `missing`, `dep_fn`, `fn`.
+/// schema, watched)` with `what` one of `rel`, `missing`, `dep_fn`, `fn`.
 pub fn resolve_sql(shape: &ReadShape) -> String {
     let names: Vec<String> = shape
         .relations
@@ -90,21 +109,29 @@ pub fn resolve_sql(shape: &ReadShape) -> String {
            SELECT oid FROM down \
            UNION \
            SELECT i.inhparent FROM rels JOIN pg_catalog.pg_inherits i ON i.inhrelid = rels.oid) \
-         SELECT 'rel', c.relname::text, c.relkind::text, c.relpersistence::text, s.nspname::text \
+         SELECT 'rel', c.relname::text, c.relkind::text, c.relpersistence::text, s.nspname::text, \
+                CASE WHEN c.relkind IN ('r', 'p') THEN EXISTS (\
+                       SELECT FROM pg_catalog.pg_trigger t \
+                        WHERE t.tgrelid = c.oid AND t.tgname = 'helios_notify' AND t.tgenabled <> 'D')::text \
+                     WHEN c.relkind = 'm' THEN EXISTS (\
+                       SELECT FROM pg_catalog.pg_event_trigger e \
+                        WHERE e.evtname = 'helios_ddl' AND e.evtenabled <> 'D')::text \
+                     ELSE 'true' END \
            FROM rels JOIN pg_catalog.pg_class c ON c.oid = rels.oid \
            JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace \
          UNION ALL \
-         SELECT 'missing', n, NULL, NULL, NULL FROM named WHERE oid IS NULL \
+         SELECT 'missing', n, NULL, NULL, NULL, NULL FROM named WHERE oid IS NULL \
          UNION ALL \
-         SELECT 'dep_fn', p.proname::text, p.provolatile::text, NULL, s.nspname::text \
-           FROM down JOIN pg_catalog.pg_depend d \
-             ON d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
-            AND ((d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
-                  AND d.objid IN (SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = down.oid)) \
-              OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass \
-                  AND d.objid IN (SELECT p2.oid FROM pg_catalog.pg_policy p2 WHERE p2.polrelid = down.oid))) \
-           JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid \
-           JOIN pg_catalog.pg_namespace s ON s.oid = p.pronamespace",
+         SELECT DISTINCT 'dep_fn', p.proname::text, p.provolatile::text, NULL, s.nspname::text, NULL \
+           FROM down, LATERAL ({trees}) t, \
+                pg_catalog.regexp_matches(t.tree, ':(?:funcid|opfuncid|aggfnoid|winfnoid) ([0-9]+)', 'g') AS m \
+           JOIN pg_catalog.pg_proc p ON p.oid = m[1]::pg_catalog.oid \
+           JOIN pg_catalog.pg_namespace s ON s.oid = p.pronamespace \
+         UNION ALL \
+         SELECT 'dep_fn', 'CURRENT_DATE, CURRENT_TIMESTAMP, LOCALTIME or the like', 's', NULL, 'pg_catalog', NULL \
+           FROM down WHERE EXISTS (SELECT FROM ({trees}) t WHERE t.tree ~ {clock})",
+        clock = literal(CLOCK_KEYWORD),
+        trees = TREES,
         names = names.join(","),
         expand = EXPAND.replace("{rel}", "down"),
     );
@@ -127,11 +154,15 @@ pub fn resolve_sql(shape: &ReadShape) -> String {
             .collect();
         sql.push_str(&format!(
             " UNION ALL \
-             SELECT 'fn', f.label, pg_catalog.string_agg(DISTINCT p.provolatile::text, ''), NULL, \
-                    pg_catalog.string_agg(DISTINCT s.nspname::text, ',') \
+             SELECT 'fn', f.label, \
+                    pg_catalog.string_agg(DISTINCT p.provolatile::text || COALESCE(a.provolatile::text, ''), ''), NULL, \
+                    pg_catalog.string_agg(DISTINCT s.nspname::text, ','), NULL \
                FROM (VALUES {}) AS f(label, sch, name) \
                JOIN pg_catalog.pg_proc p ON p.proname = f.name \
                JOIN pg_catalog.pg_namespace s ON s.oid = p.pronamespace \
+               LEFT JOIN pg_catalog.pg_aggregate g ON g.aggfnoid = p.oid \
+               LEFT JOIN pg_catalog.pg_proc a \
+                 ON a.oid IN (g.aggtransfn, g.aggfinalfn, g.aggcombinefn, g.aggmtransfn, g.aggmfinalfn) \
               WHERE CASE WHEN f.sch IS NULL THEN s.nspname = ANY (pg_catalog.current_schemas(true)) \
                          ELSE s.nspname = f.sch END \
               GROUP BY f.label",
@@ -148,6 +179,7 @@ pub fn resolution(shape: &ReadShape, rows: &TextRows) -> Resolution {
         tables: Vec::new(),
         keeps_settings: true,
         may_write: false,
+        unwatched: Vec::new(),
     };
     let refuse = |r: &mut Resolution, why: String| {
         if r.refusal.is_none() {
@@ -163,7 +195,10 @@ pub fn resolution(shape: &ReadShape, rows: &TextRows) -> Resolution {
                 let (kind, persistence, schema) = (col(2), col(3), col(4));
                 if schema == "pg_catalog" || schema == "information_schema" || schema == "pg_toast"
                 {
-                    refuse(&mut r, format!("it reads the system catalog ({schema}.{name})"));
+                    refuse(
+                        &mut r,
+                        format!("it reads the system catalog ({schema}.{name})"),
+                    );
                 } else if persistence == "t" {
                     refuse(&mut r, format!("it reads the temporary table {name}"));
                 } else if kind == "S" {
@@ -172,6 +207,9 @@ pub fn resolution(shape: &ReadShape, rows: &TextRows) -> Resolution {
                     refuse(&mut r, format!("it reads the foreign table {name}"));
                 } else if !matches!(kind, "r" | "p" | "v" | "m") {
                     refuse(&mut r, format!("it reads {name}, of kind {kind}"));
+                }
+                if col(5) != "true" && !r.unwatched.contains(&name) {
+                    r.unwatched.push(name.clone());
                 }
                 if !r.tables.contains(&name) {
                     r.tables.push(name);
@@ -183,7 +221,9 @@ pub fn resolution(shape: &ReadShape, rows: &TextRows) -> Resolution {
                 if col(0) == "fn" {
                     seen_fns.insert(name.clone(), ());
                 }
-                if volatility != "i" {
+                // Every overload, and an aggregate's support functions
+                // (an aggregate itself is always marked immutable).
+                if volatility.chars().any(|v| v != 'i') {
                     r.keeps_settings = false;
                     let what = if volatility.contains('v') {
                         "volatile"
@@ -208,15 +248,32 @@ pub fn resolution(shape: &ReadShape, rows: &TextRows) -> Resolution {
             r.keeps_settings = false;
             // Unknown to the catalog: a SQL keyword such as current_date, or
             // a function the upstream will reject.
-            refuse(&mut r, format!("{label} is not a function Helios can vouch for"));
+            refuse(
+                &mut r,
+                format!("{label} is not a function Helios can vouch for"),
+            );
         }
     }
     r
 }
 
+/// A family member that stands for "anything": a write to the relation
+/// fires triggers of the user's, which may write any table. (No relation
+/// has an empty name.)
+pub const ANY_TABLE: &str = "";
+
+/// Referencing tables whose rows a change to the referenced one changes
+/// (`ON DELETE/UPDATE CASCADE`, `SET NULL`, `SET DEFAULT`).
+const CASCADES: &str = "\
+    SELECT k.conrelid FROM pg_catalog.pg_constraint k \
+     WHERE k.contype = 'f' AND k.confrelid = {rel}.oid AND k.conrelid <> {rel}.oid \
+       AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))";
+
 /// For writes: the relations whose rows a write to each named relation
 /// (in any schema) may change — itself, a view's base tables, a table's
-/// rule targets and partitions. Rows: `(name, member)`.
+/// rule targets and partitions, tables its foreign keys cascade into — and
+/// [`ANY_TABLE`] when one of them has a trigger (other than Helios's own
+/// notify trigger). Rows: `(name, member)`.
 pub fn families_sql(names: &[String]) -> String {
     let list: Vec<String> = names.iter().map(|n| literal(n)).collect();
     format!(
@@ -224,19 +281,34 @@ pub fn families_sql(names: &[String]) -> String {
            SELECT c.relname::text, c.oid FROM pg_catalog.pg_class c \
             WHERE c.relname = ANY (ARRAY[{}]::text[]) \
            UNION \
-           SELECT fam.name, x.oid FROM fam, LATERAL ({}) x) \
-         SELECT fam.name, c.relname::text FROM fam JOIN pg_catalog.pg_class c ON c.oid = fam.oid",
+           SELECT fam.name, x.oid FROM fam, LATERAL ({} UNION ALL {}) x) \
+         SELECT fam.name, c.relname::text FROM fam JOIN pg_catalog.pg_class c ON c.oid = fam.oid \
+         UNION ALL \
+         SELECT DISTINCT fam.name, '' FROM fam JOIN pg_catalog.pg_trigger t ON t.tgrelid = fam.oid \
+          WHERE NOT t.tgisinternal AND t.tgname <> 'helios_notify'",
         list.join(","),
-        EXPAND.replace("{rel}", "fam")
+        EXPAND.replace("{rel}", "fam"),
+        CASCADES.replace("{rel}", "fam"),
     )
+}
+
+/// Names of functions outside `pg_catalog` that are volatile: a statement
+/// calling one may write anything. Rows: `(name)`.
+pub const WRITERS_SQL: &str = "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+    WHERE p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
+/// Read the answer to [`WRITERS_SQL`].
+pub fn read_writers(rows: &TextRows) -> std::collections::HashSet<String> {
+    rows.iter()
+        .filter_map(|r| r.first().cloned().flatten())
+        .collect()
 }
 
 /// Read the answer to [`families_sql`]: each name's members (itself included).
 pub fn read_families(names: &[String], rows: &TextRows) -> HashMap<String, Vec<String>> {
-    let mut fam: HashMap<String, Vec<String>> = names
-        .iter()
-        .map(|n| (n.clone(), vec![n.clone()]))
-        .collect();
+    let mut fam: HashMap<String, Vec<String>> =
+        names.iter().map(|n| (n.clone(), vec![n.clone()])).collect();
     for row in rows {
         if let (Some(Some(n)), Some(Some(m))) = (row.first(), row.get(1)) {
             let members = fam.entry(n.clone()).or_default();
@@ -270,17 +342,20 @@ mod tests {
 
     #[test]
     fn reads_the_verdict() {
-        let shape = classify("select lower(a), coalesce(b, 0) from v").read.unwrap();
+        let shape = classify("select lower(a), coalesce(b, 0) from v")
+            .read
+            .unwrap();
         let ok = resolution(
             &shape,
             &vec![
-                row(&["rel", "v", "v", "p", "public"]),
-                row(&["rel", "t", "r", "p", "public"]),
-                row(&["fn", "lower", "i", "", "pg_catalog"]),
+                row(&["rel", "v", "v", "p", "public", "true"]),
+                row(&["rel", "t", "r", "p", "public", "false"]),
+                row(&["fn", "lower", "ii", "", "pg_catalog"]),
             ],
         );
         assert_eq!(ok.refusal, None);
         assert_eq!(ok.tables, ["v", "t"]);
+        assert_eq!(ok.unwatched, ["t"]);
         assert!(ok.keeps_settings);
 
         let stable = resolution(
@@ -310,8 +385,17 @@ mod tests {
         let writer = classify("select f()").read.unwrap();
         let v = resolution(&writer, &vec![row(&["fn", "f", "v", "", "public"])]);
         assert!(v.may_write && !v.keeps_settings);
+        let agg = classify("select my_agg(x) from t").read.unwrap();
+        let v = resolution(&agg, &vec![row(&["fn", "my_agg", "iv", "", "public"])]);
+        assert!(
+            v.refusal.unwrap().contains("volatile"),
+            "a volatile transition function"
+        );
         let random = classify("select random()").read.unwrap();
-        let v = resolution(&random, &vec![row(&["fn", "random", "v", "", "pg_catalog"])]);
+        let v = resolution(
+            &random,
+            &vec![row(&["fn", "random", "v", "", "pg_catalog"])],
+        );
         assert!(!v.may_write);
     }
 

@@ -68,13 +68,15 @@ fn parse(text: &str) -> Option<Result<Command, String>> {
         } else {
             Err(format!("syntax error at or near \"{tail}\""))
         }),
-        ("HELIOS", "CACHE", "CLEAR") => Some(Ok(Command::Clear(
-            (!tail.is_empty()).then(|| tail.to_string()),
-        ))),
+        ("HELIOS", "CACHE", "CLEAR") => Some(if tail.is_empty() {
+            Ok(Command::Clear(None))
+        } else {
+            one_name(tail).map(|t| Command::Clear(Some(t)))
+        }),
         ("DROP", "HELIOS", "CACHE") => Some(if tail.is_empty() {
             Err("DROP HELIOS CACHE needs a cache id (see SHOW HELIOS CACHES)".into())
         } else {
-            Ok(Command::Drop(tail.to_string()))
+            one_name(tail).map(Command::Drop)
         }),
         ("CREATE", "HELIOS", "CACHE") => {
             let (w, after) = word(rest);
@@ -100,6 +102,11 @@ fn parse(text: &str) -> Option<Result<Command, String>> {
                 ));
             }
             let select = skip_space(select).trim_end().trim_end_matches(';').trim();
+            if helios_planner::sql::statement_count(select) != 1 {
+                return Some(Err(
+                    "CREATE HELIOS CACHE takes exactly one SELECT statement".into(),
+                ));
+            }
             Some(Ok(Command::Create {
                 ttl,
                 select: select.to_string(),
@@ -107,6 +114,23 @@ fn parse(text: &str) -> Option<Result<Command, String>> {
         }
         _ => None,
     }
+}
+
+/// A command's one argument: a name (`orders`, `sales."Orders"`, a cache
+/// id), nothing after it — `HELIOS CACHE CLEAR; DELETE FROM t` must not
+/// swallow the DELETE.
+fn one_name(tail: &str) -> Result<String, String> {
+    let mut quoted = false;
+    for c in tail.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ';' | ' ' | '\t' | '\n' | '\r' if !quoted => {
+                return Err(format!("syntax error at or near \"{tail}\""))
+            }
+            _ => {}
+        }
+    }
+    Ok(tail.to_string())
 }
 
 /// Whether a Query text is one of the cache's commands.
@@ -279,7 +303,10 @@ fn show_columns() -> Vec<Column> {
 }
 
 fn create_columns() -> Vec<Column> {
-    vec![Column::new("id", Type::TEXT), Column::new("query", Type::TEXT)]
+    vec![
+        Column::new("id", Type::TEXT),
+        Column::new("query", Type::TEXT),
+    ]
 }
 
 /// A prepared command's description (Describe statement): no parameters,
@@ -378,10 +405,34 @@ mod tests {
                 select: "select 1".into()
             }))
         );
-        assert!(matches!(parse("create helios cache ttl soon from select 1"), Some(Err(_))));
-        assert!(matches!(parse("create helios cache select 1"), Some(Err(_))));
+        assert!(matches!(
+            parse("create helios cache ttl soon from select 1"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            parse("create helios cache select 1"),
+            Some(Err(_))
+        ));
         assert_eq!(parse("show search_path"), None);
         assert_eq!(parse("create table helios (a int)"), None);
+        // Nothing is swallowed after a command.
+        assert!(matches!(
+            parse("helios cache clear; delete from t"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            parse("helios cache clear t; delete from t"),
+            Some(Err(_))
+        ));
+        assert!(matches!(parse("drop helios cache q_1 q_2"), Some(Err(_))));
+        assert!(matches!(
+            parse("create helios cache from select 1; delete from t"),
+            Some(Err(_))
+        ));
+        assert_eq!(
+            parse("helios cache clear s.\"My Table\""),
+            Some(Ok(Command::Clear(Some("s.\"My Table\"".into()))))
+        );
         assert!(!is_admin("drop table t"));
         assert!(is_admin("/* hi */ show helios caches"));
     }

@@ -138,7 +138,7 @@ pub(super) async fn handle(
             _ => break,
         }
         match relay
-            .read_client_frame(max_message)
+            .read_small_client_frame(max_message)
             .await
             .map_err(client_side)?
         {
@@ -243,7 +243,8 @@ async fn admin_batch(
             }
             Ok(Some(out))
         }
-        [tag::BIND, tag::EXECUTE, tag::SYNC] | [tag::BIND, tag::DESCRIBE, tag::EXECUTE, tag::SYNC] => {
+        [tag::BIND, tag::EXECUTE, tag::SYNC]
+        | [tag::BIND, tag::DESCRIBE, tag::EXECUTE, tag::SYNC] => {
             let mut bind = &rest[0].body[..];
             let _ = get_cstr(&mut bind);
             let _ = get_cstr(&mut bind);
@@ -265,9 +266,7 @@ async fn admin_batch(
 
 /// The result format codes at the end of a Bind body (after the names).
 fn result_formats(mut b: &[u8]) -> Option<Vec<i16>> {
-    let skip = |b: &mut &[u8], n: usize| -> Option<()> {
-        (b.len() >= n).then(|| b.advance(n))
-    };
+    let skip = |b: &mut &[u8], n: usize| -> Option<()> { (b.len() >= n).then(|| b.advance(n)) };
     if b.len() < 2 {
         return None;
     }
@@ -347,9 +346,11 @@ async fn answer(
     if shape.describe {
         out.extend_from_slice(hit.description().expect("checked by the caller"));
     }
-    let (rows, next) = hit.rows_from(0, shape.max_rows);
+    let (rows, sent) = hit.rows_from(0, shape.max_rows);
     out.extend_from_slice(rows);
-    if next < hit.row_count() {
+    // PostgreSQL suspends a portal once it has sent `max_rows` rows, without
+    // looking ahead: also when those were the last ones.
+    if shape.max_rows > 0 && sent == shape.max_rows {
         // PortalSuspended: the portal ends at Sync, outside a transaction.
         out.extend_from_slice(&[b's', 0, 0, 0, 4]);
     } else {

@@ -16,7 +16,8 @@ use crate::session::nl::Side;
 use crate::session::relay::Relay;
 
 /// The role results are computed for, a digest of every setting (but
-/// `application_name`), and `helios.cache` — a placeholder setting
+/// `application_name` and Helios's own `helios.*`) and of `session_user` (which a view may read), and
+/// `helios.cache` — a placeholder setting
 /// PostgreSQL keeps for Helios, so `SET`, `SET LOCAL`, `RESET` and
 /// `ALTER ROLE ... SET helios.cache` all work as they do for any setting.
 ///
@@ -24,11 +25,13 @@ use crate::session::relay::Relay;
 /// shadow a permanent one of the same name: its context is its own
 /// (the backend's pid is part of it), so it never shares entries.
 const PROBE: &str = "SELECT current_user::text, \
-    pg_catalog.md5(pg_catalog.string_agg(name || '=' || setting, E'\\n' ORDER BY name)) \
+    pg_catalog.md5(pg_catalog.string_agg(name || '=' || setting, E'\\n' ORDER BY name) \
+                   || E'\\nsession_user=' || session_user::text) \
       || CASE WHEN pg_catalog.pg_my_temp_schema() <> 0 \
               THEN ':' || pg_catalog.pg_backend_pid()::text ELSE '' END, \
     pg_catalog.current_setting('helios.cache', true) \
-    FROM pg_catalog.pg_settings WHERE name <> 'application_name'";
+    FROM pg_catalog.pg_settings \
+    WHERE name <> 'application_name' AND name NOT LIKE 'helios.%'";
 
 fn on(value: Option<&str>) -> bool {
     !matches!(
@@ -65,6 +68,7 @@ impl CacheState {
             return Ok(None);
         };
         self.enabled = on(flag.as_deref());
+        self.learn_writers(relay).await?;
         let id = self.svc.store.context(Context {
             database: self.db.clone(),
             role,
@@ -72,6 +76,26 @@ impl CacheState {
         });
         self.context = Some(id);
         Ok(Some(id))
+    }
+
+    /// Read which functions may write, if not known for this epoch. Only
+    /// outside transactions, at a Sync boundary.
+    pub(super) async fn learn_writers(&mut self, relay: &mut Relay<'_>) -> io::Result<()> {
+        if self.svc.writers(&self.db).is_some() {
+            return Ok(());
+        }
+        let epoch = self.svc.epoch(&self.db);
+        let (_, conn, to_client) = relay.parts();
+        match Side::new(conn, to_client)
+            .own_query(cacheable::WRITERS_SQL)
+            .await?
+        {
+            Ok(rows) => self
+                .svc
+                .learn_writers(&self.db, epoch, cacheable::read_writers(&rows)),
+            Err(e) => tracing::warn!(error = %e, "cache: reading which functions may write failed"),
+        }
+        Ok(())
     }
 
     /// What the catalog says about a candidate (remembered per context
@@ -93,8 +117,7 @@ impl CacheState {
                 let resolution = cacheable::resolution(shape, &rows);
                 // A view read is a write's family too.
                 Ok(Some(
-                    self.svc
-                        .remember_resolution(ctx, shape, resolution, epoch),
+                    self.svc.remember_resolution(ctx, shape, resolution, epoch),
                 ))
             }
             Err(e) => {
@@ -121,6 +144,7 @@ pub(super) async fn learn_families_then_pass(
             }
             get_cstr(&mut body).unwrap_or_default()
         };
+        st.learn_writers(relay).await?;
         let a = st.svc.analyze(&text);
         let names: Vec<String> = a
             .class
@@ -136,9 +160,10 @@ pub(super) async fn learn_families_then_pass(
                 .own_query(&cacheable::families_sql(&names))
                 .await?
             {
-                Ok(rows) => st
-                    .svc
-                    .learn_families(&st.db, epoch, cacheable::read_families(&names, &rows)),
+                Ok(rows) => {
+                    st.svc
+                        .learn_families(&st.db, epoch, cacheable::read_families(&names, &rows))
+                }
                 Err(e) => tracing::warn!(error = %e, "cache: reading what a write reaches failed"),
             }
         }

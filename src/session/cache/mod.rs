@@ -21,6 +21,7 @@
 mod admin;
 mod batch;
 mod context;
+mod parses;
 mod simple;
 
 use std::collections::{HashMap, VecDeque};
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use helios_cache::{Capture, CaptureEnd, ContextId, FillTicket, Snapshot, StatementStats};
-use helios_planner::cacheable::ReadShape;
+use helios_planner::cacheable::{ReadShape, ANY_TABLE};
 use helios_wire::frame::{get_cstr, tag};
 use helios_wire::TransactionStatus;
 
@@ -95,6 +96,7 @@ pub struct CacheState {
     /// ReadyForQuery messages seen so far.
     readies: u64,
     fill: Option<Fill>,
+    parses: parses::ParseTracker,
     pub wanted: Wanted,
 }
 
@@ -109,13 +111,16 @@ impl CacheState {
             pending: VecDeque::new(),
             readies: 0,
             fill: None,
+            parses: parses::ParseTracker::default(),
             wanted: Wanted::Nothing,
         }
     }
 
     /// Whether this statement is one to look up and fill (before resolving).
+    /// While the context is unread, `helios.cache` may have been turned
+    /// back on: the statement is looked at, and the context read first.
     fn chosen(&self, a: &Analyzed) -> bool {
-        self.enabled && !matches!(self.svc.choose(a), Choice::No)
+        (self.enabled || self.context.is_none()) && !matches!(self.svc.choose(a), Choice::No)
     }
 
     /// A read's functions are settled (or it calls none).
@@ -163,40 +168,51 @@ impl CacheState {
     /// What running a statement means for the session, learned before it runs.
     fn note(&mut self, a: &Analyzed, in_flight: u32) {
         let c = &a.class;
-        if c.drops_statements {
-            for p in self.statements.values_mut() {
-                p.verified = false;
-            }
+        // What Helios knew of them may no longer be what the upstream
+        // holds; a Bind of a name it does not know is taken to do anything.
+        if c.forgets_all {
+            self.statements.clear();
+        }
+        for name in &c.forgets {
+            self.statements.remove(name);
         }
         self.write_after(in_flight, &c.writes, c.writes_everything);
-        match &c.read {
-            Some(shape) if !c.keeps_settings => {
-                match self
-                    .context
-                    .and_then(|ctx| self.svc.resolved(&self.db, ctx, shape))
-                {
-                    Some(r) => {
-                        let (keeps, may_write) =
-                            (r.resolution.keeps_settings, r.resolution.may_write);
-                        if !keeps {
-                            self.context = None;
-                        }
-                        self.write_after(in_flight, &[], may_write);
-                    }
-                    None => self.context = None,
+        // A function that may write (volatile, the user's) may write any
+        // table: everything is retired when it commits.
+        let resolved = match &c.read {
+            Some(shape) => self
+                .context
+                .and_then(|ctx| self.svc.resolved(&self.db, ctx, shape)),
+            None => None,
+        };
+        match resolved {
+            // Settled with the catalog, views and policies included.
+            Some(r) => {
+                if !r.resolution.keeps_settings {
+                    self.context = None;
                 }
+                self.write_after(in_flight, &[], r.resolution.may_write);
             }
-            Some(_) => {}
-            None if !c.keeps_settings => self.context = None,
-            None => {}
+            None => {
+                if !c.keeps_settings {
+                    self.context = None;
+                }
+                let may_write = self.svc.calls_writer(&self.db, &c.functions);
+                self.write_after(in_flight, &[], may_write);
+            }
         }
+    }
+
+    /// Whether Helios must read the catalog before relaying `a`: what a
+    /// write to its tables reaches, or which functions may write.
+    fn must_learn(&self, a: &Analyzed) -> bool {
+        self.svc.writers(&self.db).is_none() || self.unknown_families(a)
     }
 
     /// Relation names written by `a` whose families are not known yet.
     fn unknown_families(&self, a: &Analyzed) -> bool {
         !a.class.writes_everything
-            && a
-                .class
+            && a.class
                 .writes
                 .iter()
                 .any(|t| self.svc.family(&self.db, t).is_none())
@@ -215,14 +231,15 @@ impl CacheState {
             }
             for t in &w.tables {
                 match self.svc.family(&self.db, t) {
+                    // Its triggers may write anything.
+                    Some(members) if members.iter().any(|m| m == ANY_TABLE) => gens.bump_epoch(),
                     Some(members) => gens.bump_tables(members.iter().map(String::as_str)),
                     // Not known what a write to it reaches (a view's base
                     // tables, say): everything in the database.
                     None => gens.bump_epoch(),
                 }
             }
-            metrics::counter!("helios_cache_invalidations_total", "cause" => "write")
-                .increment(1);
+            metrics::counter!("helios_cache_invalidations_total", "cause" => "write").increment(1);
         }
     }
 
@@ -244,8 +261,33 @@ impl CacheState {
             }
             CaptureEnd::NotKept(why) => {
                 tracing::debug!(why, "reply not cached");
-                metrics::counter!("helios_cache_fills_refused_total", "reason" => why)
-                    .increment(1);
+                metrics::counter!("helios_cache_fills_refused_total", "reason" => why).increment(1);
+            }
+        }
+    }
+}
+
+impl Drop for CacheState {
+    /// A session can end before the replies to its writes came back (the
+    /// client went away, the upstream failed): the upstream may still
+    /// commit them. Retire what they touch rather than guess.
+    fn drop(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.readies = u64::MAX;
+        self.commit_writes();
+    }
+}
+
+impl CacheState {
+    /// A Parse recorded in [`Intercept::wants`] goes upstream: its
+    /// ParseComplete will tell that the upstream holds it.
+    fn parse_relayed(&mut self, frame: &[u8], in_flight: u32) {
+        let name = get_cstr(&mut &frame[5..]).unwrap_or_default();
+        if let Some(p) = self.statements.get(&name) {
+            if !p.verified {
+                self.parses.sent(&name, p.text.clone(), in_flight);
             }
         }
     }
@@ -286,7 +328,7 @@ impl super::relay::Intercept for CacheState {
                 // A simple Query destroys the unnamed statement.
                 self.statements.remove("");
                 let Some(text) = text_of(body) else {
-                    self.unseen_statement(in_flight + 1);
+                    self.unseen_statement(tag::QUERY, in_flight + 1);
                     return false;
                 };
                 if admin::is_admin(text) {
@@ -299,7 +341,8 @@ impl super::relay::Intercept for CacheState {
                         self.wanted = Wanted::Read;
                         return true;
                     }
-                } else if self.unknown_families(&a) {
+                }
+                if self.must_learn(&a) {
                     self.wanted = Wanted::Families;
                     return true;
                 }
@@ -312,16 +355,37 @@ impl super::relay::Intercept for CacheState {
                     self.statements.remove(&name);
                     return false;
                 };
+                // A named statement cannot be parsed again without a Close:
+                // if the upstream holds the name, this Parse fails and the
+                // old text stays. Helios cannot tell which text a Bind will
+                // run unless it knows the old one is there.
+                // (The same text again, or this very Parse handed back by a
+                // handler, changes nothing.)
+                let types = param_types(&body[text.len() + 1..]);
+                let mut verified = false;
+                let mut kept_text = None;
+                if !name.is_empty() {
+                    if let Some(old) = self.statements.get(&name) {
+                        let same = *old.text == *text && old.param_types == types;
+                        if !same {
+                            if !old.verified {
+                                self.statements.remove(&name);
+                            }
+                            return false;
+                        }
+                        verified = old.verified;
+                        kept_text = Some(old.text.clone());
+                    }
+                }
                 let admin = admin::is_admin(text);
                 let a = self.svc.analyze(text);
-                let types = param_types(&body[text.len() + 1..]);
                 self.statements.insert(
                     name,
                     Prepared {
-                        text: Arc::from(text),
+                        text: kept_text.unwrap_or_else(|| Arc::from(text)),
                         param_types: types,
                         analyzed: a.clone(),
-                        verified: false,
+                        verified,
                         admin,
                     },
                 );
@@ -335,18 +399,21 @@ impl super::relay::Intercept for CacheState {
                         self.wanted = Wanted::Batch;
                         return true;
                     }
-                } else if self.unknown_families(&a) {
+                }
+                if self.must_learn(&a) {
                     self.wanted = Wanted::Families;
                     return true;
                 }
+                self.parse_relayed(frame, in_flight);
                 false
             }
             tag::BIND => {
                 let _portal = get_cstr(&mut body);
                 let stmt = get_cstr(&mut body).unwrap_or_default();
                 let Some(p) = self.statements.get(&stmt) else {
-                    // Parsed where Helios could not read it (too large).
-                    self.unseen_statement(in_flight + 1);
+                    // Parsed where Helios could not read it (too large, or
+                    // by SQL PREPARE), or never parsed.
+                    self.unseen_statement(tag::BIND, in_flight + 1);
                     return false;
                 };
                 if p.admin {
@@ -410,18 +477,33 @@ impl super::relay::Intercept for CacheState {
             _ => return,
         };
         // A Parse only prepares; its Bind is noted when it comes.
-        if frame[0] != tag::PARSE {
+        if frame[0] == tag::PARSE {
+            self.parse_relayed(frame, in_flight);
+        } else {
             self.note(&a, in_flight);
         }
     }
 
-    fn unseen_statement(&mut self, ends_in: u32) {
+    fn unseen_statement(&mut self, tag: u8, ends_in: u32) {
+        // A Parse whose name Helios did not read may have replaced any
+        // unnamed statement, or named one after a Close.
+        if tag == tag::PARSE {
+            self.statements.clear();
+        }
         // It may write anything and change any setting.
         self.context = None;
         self.write_ending_in(ends_in, &[], true);
     }
 
     fn upstream_cleared(&mut self, bytes: &[u8]) {
+        let statements = &mut self.statements;
+        self.parses.feed(bytes, |name, text| {
+            if let Some(p) = statements.get_mut(name) {
+                if Arc::ptr_eq(&p.text, text) {
+                    p.verified = true;
+                }
+            }
+        });
         if let Some(fill) = &mut self.fill {
             if let Some(end) = fill.capture.feed(bytes) {
                 self.finish_fill(end);

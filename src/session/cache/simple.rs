@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{CacheState, Fill};
 use crate::cache::{Analyzed, Choice};
+use crate::config::InvalidationMode;
 use crate::session::nl::client_side;
 use crate::session::relay::Relay;
 
@@ -113,6 +114,13 @@ pub(super) async fn prepare_fill(
     let r = &resolved.resolution;
     if let Some(why) = &r.refusal {
         tracing::debug!(why, "not cacheable");
+        return Ok(());
+    }
+    // In notify mode a table without the trigger would not tell Helios
+    // of writes made elsewhere (created after `helios install-invalidation`
+    // without its DDL event trigger, say).
+    if st.svc.config.invalidation == InvalidationMode::Notify && !r.unwatched.is_empty() {
+        tracing::debug!(tables = ?r.unwatched, "not cacheable: not watched for writes made elsewhere");
         return Ok(());
     }
     let ttl: Duration = match st.svc.choose(a) {
