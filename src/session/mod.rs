@@ -288,6 +288,12 @@ impl Intercept for Intercepts<'_> {
             c.upstream_ready(status);
         }
     }
+
+    fn owed_ready(&mut self, status: TransactionStatus) {
+        if let Some(c) = &mut self.cache {
+            c.owed_ready(status);
+        }
+    }
 }
 
 /// The greeting once the upstream connection is ready: AuthenticationOk, the

@@ -65,6 +65,13 @@ pub trait Intercept: Send {
     /// yet: with status idle, a transaction (or a statement outside one) has
     /// ended and the client has not heard so.
     fn upstream_ready(&mut self, _status: TransactionStatus) {}
+
+    /// A ReadyForQuery for the client's messages that a handler read
+    /// itself (its Sync was Helios's): the replies before it reached the
+    /// client through the handler, not [`Intercept::upstream_cleared`].
+    fn owed_ready(&mut self, status: TransactionStatus) {
+        self.upstream_ready(status);
+    }
 }
 
 /// Intercepts nothing: a pure relay.
@@ -101,6 +108,9 @@ pub struct SessionState {
     pub in_flight: u32,
     /// ReadyForQuery statuses seen in the last scan of upstream bytes.
     pub ready_seen: Vec<TransactionStatus>,
+    /// ReadyForQuery messages a handler read for the client's unsynced
+    /// messages (see [`Relay::mark_synced`]), not yet told to the intercept.
+    pub owed_readies: Vec<TransactionStatus>,
     /// Statements the intercept was not asked about, each as its message
     /// tag and the number of ReadyForQuery messages from now that ends it.
     pub unseen_statements: Vec<(u8, u32)>,
@@ -336,6 +346,10 @@ impl<'a> Relay<'a> {
             }
             self.u2c_unflushed = true;
         }
+        // ReadyForQuery messages a handler read for the client's messages.
+        for status in self.state.owed_readies.drain(..) {
+            intercept.owed_ready(status);
+        }
         // Bytes the upstream sent during Helios's own exchanges go first.
         if !self.up.rbuf.is_empty() {
             if let Err(end) = self.scan_upstream(intercept) {
@@ -426,9 +440,13 @@ impl<'a> Relay<'a> {
         self.state.unsynced = true;
     }
 
-    /// A handler synced the upstream (and read its ReadyForQuery).
+    /// A handler synced the upstream (and read its ReadyForQuery) for
+    /// messages the client sent without a Sync: that ReadyForQuery ends
+    /// their implicit transaction, and the intercept hears of it (writes
+    /// among them are retired now, not at the client's next request).
     pub fn mark_synced(&mut self) {
         self.state.unsynced = false;
+        self.state.owed_readies.push(self.up.status);
     }
 
     /// Put a client message back in front, for the relay to handle (a

@@ -511,6 +511,11 @@ impl super::relay::Intercept for CacheState {
         }
     }
 
+    fn owed_ready(&mut self, status: TransactionStatus) {
+        self.parses.ready_elsewhere();
+        self.upstream_ready(status);
+    }
+
     fn upstream_ready(&mut self, status: TransactionStatus) {
         self.readies += 1;
         if status == TransactionStatus::Idle {

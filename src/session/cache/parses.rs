@@ -47,6 +47,19 @@ impl ParseTracker {
         });
     }
 
+    /// A ReadyForQuery went by that [`ParseTracker::feed`] did not see (a
+    /// handler read it): Parses it ended got their answers elsewhere.
+    pub fn ready_elsewhere(&mut self) {
+        self.ready();
+    }
+
+    fn ready(&mut self) {
+        self.readies += 1;
+        while self.pending.front().is_some_and(|p| p.due <= self.readies) {
+            self.pending.pop_front();
+        }
+    }
+
     /// Bytes cleared for the client, in order; `confirmed` is called with
     /// each statement (name, text) whose ParseComplete is among them.
     pub fn feed(&mut self, mut bytes: &[u8], mut confirmed: impl FnMut(&str, &Arc<str>)) {
@@ -78,12 +91,7 @@ impl ParseTracker {
                         confirmed(&p.name, &p.text);
                     }
                 }
-                tag::READY_FOR_QUERY => {
-                    self.readies += 1;
-                    while self.pending.front().is_some_and(|p| p.due <= self.readies) {
-                        self.pending.pop_front();
-                    }
-                }
+                tag::READY_FOR_QUERY => self.ready(),
                 _ => {}
             }
         }
