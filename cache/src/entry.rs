@@ -249,7 +249,14 @@ impl Capture {
         } else {
             complete.start
         };
-        let bytes = std::mem::take(&mut self.buf).freeze();
+        // The buffer grew in steps (8 kB at first): keep only the reply's
+        // bytes, or a small entry would hold a mostly empty allocation.
+        let buf = std::mem::take(&mut self.buf);
+        let bytes = if buf.capacity() > buf.len() + buf.len() / 8 {
+            Bytes::copy_from_slice(&buf)
+        } else {
+            buf.freeze()
+        };
         CaptureEnd::Complete(CapturedReply {
             bytes,
             description: self.description.clone(),

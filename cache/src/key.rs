@@ -82,6 +82,18 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
+    /// Bytes the key holds on the heap (what the memory bound counts for it).
+    pub fn heap_size(&self) -> usize {
+        match &self.request {
+            Request::Simple(t) => t.len(),
+            Request::Extended {
+                text,
+                param_types,
+                bind,
+            } => text.len() + param_types.len() * 4 + bind.len(),
+        }
+    }
+
     /// The statement text.
     pub fn text(&self) -> &str {
         match &self.request {

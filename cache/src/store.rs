@@ -138,6 +138,11 @@ pub struct ResultCache {
     pub counters: Arc<Counters>,
 }
 
+/// What an entry costs beyond its reply and key bytes: the key and result
+/// structs, their `Arc`s, moka's node and its frequency sketch (measured
+/// roughly; the memory bound is approximate by this much per entry).
+const ENTRY_OVERHEAD: usize = 256;
+
 /// Statement shapes remembered for `SHOW HELIOS CACHES` beyond those with
 /// entries.
 const MAX_STATEMENTS: usize = 10_000;
@@ -149,8 +154,10 @@ impl ResultCache {
         let evictions = counters.clone();
         let entries = Cache::builder()
             .max_capacity(limits.max_memory as u64)
-            .weigher(move |_k: &CacheKey, v: &Arc<CachedResult>| {
-                v.size().max(floor).min(u32::MAX as usize) as u32
+            .weigher(move |k: &CacheKey, v: &Arc<CachedResult>| {
+                (v.size() + k.heap_size() + ENTRY_OVERHEAD)
+                    .max(floor)
+                    .min(u32::MAX as usize) as u32
             })
             .expire_after(PerEntryTtl)
             .support_invalidation_closures()

@@ -23,8 +23,9 @@ use crate::upstream::{Login, UpstreamTarget};
 /// A statement text, read once.
 #[derive(Debug)]
 pub struct Analyzed {
-    /// The text it was read from (shown by `SHOW HELIOS CACHES`).
-    pub text: String,
+    /// The text it was read from (shown by `SHOW HELIOS CACHES`; a simple
+    /// Query's cache key holds this very allocation).
+    pub text: Arc<str>,
     pub class: Classified,
     pub fingerprint: u64,
     pub hints: Hints,
@@ -141,12 +142,12 @@ impl CacheService {
             return a;
         }
         let a = Arc::new(Analyzed {
-            text: text.to_string(),
+            text: Arc::from(text),
             class: cacheable::classify(text),
             fingerprint: cacheable::fingerprint(text),
             hints: cacheable::hints(text),
         });
-        self.analyzed.insert(Arc::from(text), a.clone());
+        self.analyzed.insert(a.text.clone(), a.clone());
         a
     }
 

@@ -29,7 +29,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use helios_cache::{Capture, CaptureEnd, ContextId, FillTicket, Snapshot, StatementStats};
+use helios_cache::{
+    CacheKey, CachedResult, Capture, CaptureEnd, ContextId, FillTicket, Request, Snapshot,
+    StatementStats,
+};
 use helios_planner::cacheable::{ReadShape, ANY_TABLE};
 use helios_wire::frame::{get_cstr, tag};
 use helios_wire::TransactionStatus;
@@ -97,6 +100,11 @@ pub struct CacheState {
     readies: u64,
     fill: Option<Fill>,
     parses: parses::ParseTracker,
+    /// The statement `wants` read for the message it asked for, so the
+    /// handler need not read it again.
+    analyzed: Option<Arc<Analyzed>>,
+    /// A stored reply `wants` found for a simple Query by its text alone.
+    hit: Option<Arc<CachedResult>>,
     pub wanted: Wanted,
 }
 
@@ -112,6 +120,8 @@ impl CacheState {
             readies: 0,
             fill: None,
             parses: parses::ParseTracker::default(),
+            analyzed: None,
+            hit: None,
             wanted: Wanted::Nothing,
         }
     }
@@ -201,6 +211,16 @@ impl CacheState {
                 self.write_after(in_flight, &[], may_write);
             }
         }
+    }
+
+    /// A current stored reply to this simple Query text in the session's
+    /// context, if the context is known and caching is on.
+    fn stored(&self, text: &str) -> Option<Arc<CachedResult>> {
+        let context = self.context.filter(|_| self.enabled)?;
+        self.svc.store.get(&CacheKey {
+            context,
+            request: Request::Simple(Arc::from(text)),
+        })
     }
 
     /// Whether Helios must read the catalog before relaying `a`: what a
@@ -322,6 +342,8 @@ fn param_types(mut rest: &[u8]) -> Arc<[u32]> {
 impl super::relay::Intercept for CacheState {
     fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool {
         self.wanted = Wanted::Nothing;
+        self.analyzed = None;
+        self.hit = None;
         let mut body = &frame[5..];
         match frame[0] {
             tag::QUERY => {
@@ -331,6 +353,14 @@ impl super::relay::Intercept for CacheState {
                     self.unseen_statement(tag::QUERY, in_flight + 1);
                     return false;
                 };
+                // The common case first, without reading the statement:
+                // only a cacheable read that was chosen is ever stored, and
+                // its text says all that made it so (hints included).
+                if let Some(hit) = self.stored(text) {
+                    self.wanted = Wanted::Read;
+                    self.hit = Some(hit);
+                    return true;
+                }
                 if admin::is_admin(text) {
                     self.wanted = Wanted::Admin;
                     return true;
@@ -339,6 +369,7 @@ impl super::relay::Intercept for CacheState {
                 if let Some(shape) = &a.class.read {
                     if self.chosen(&a) || !self.functions_known(shape) {
                         self.wanted = Wanted::Read;
+                        self.analyzed = Some(a);
                         return true;
                     }
                 }
