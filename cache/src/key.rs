@@ -58,7 +58,7 @@ impl Contexts {
 }
 
 /// The request part of a key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Eq, Hash)]
 pub enum Request {
     /// A simple-protocol Query: its text.
     Simple(Arc<str>),
@@ -72,6 +72,32 @@ pub enum Request {
         /// formats, values and result formats, byte for byte.
         bind: Bytes,
     },
+}
+
+/// Texts are usually one shared allocation (statements are read once, and
+/// their text kept with the reading): compared by address first.
+impl PartialEq for Request {
+    fn eq(&self, other: &Self) -> bool {
+        fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
+            Arc::ptr_eq(a, b) || a == b
+        }
+        match (self, other) {
+            (Request::Simple(a), Request::Simple(b)) => same(a, b),
+            (
+                Request::Extended {
+                    text: t1,
+                    param_types: p1,
+                    bind: b1,
+                },
+                Request::Extended {
+                    text: t2,
+                    param_types: p2,
+                    bind: b2,
+                },
+            ) => b1 == b2 && p1 == p2 && same(t1, t2),
+            _ => false,
+        }
+    }
 }
 
 /// A cache key.

@@ -392,9 +392,26 @@ pub fn get_cstr(buf: &mut impl Buf) -> Option<String> {
     Some(s)
 }
 
+/// Split a NUL-terminated string off the front of `buf`, without copying.
+pub fn split_cstr<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let end = buf.iter().position(|&b| b == 0)?;
+    let (s, rest) = buf.split_at(end);
+    *buf = &rest[1..];
+    Some(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_c_strings_in_place() {
+        let mut b: &[u8] = b"portal\0stmt\0rest";
+        assert_eq!(split_cstr(&mut b), Some(&b"portal"[..]));
+        assert_eq!(split_cstr(&mut b), Some(&b"stmt"[..]));
+        assert_eq!(split_cstr(&mut b), None);
+        assert_eq!(b, b"rest");
+    }
 
     #[derive(Default)]
     struct Seen {

@@ -14,7 +14,7 @@ use std::io;
 use bytes::{Buf, Bytes, BytesMut};
 use helios_cache::{CacheKey, CachedResult, Request};
 use helios_planner::cacheable::is_time_word;
-use helios_wire::frame::{get_cstr, tag};
+use helios_wire::frame::{get_cstr, split_cstr, tag};
 use helios_wire::{messages, Frame, TransactionStatus};
 use tokio::io::AsyncWriteExt;
 
@@ -38,42 +38,44 @@ struct Shape {
 }
 
 fn read_shape(frames: &[Frame]) -> Option<Shape> {
-    let tags: Vec<u8> = frames.iter().map(|f| f.tag).collect();
-    let (parse, rest) = match tags.first() {
-        Some(&tag::PARSE) => (Some(0), &frames[1..]),
+    let (parse, rest) = match frames.first() {
+        Some(f) if f.tag == tag::PARSE => (Some(0), &frames[1..]),
         _ => (None, frames),
     };
-    let rest_tags: Vec<u8> = rest.iter().map(|f| f.tag).collect();
-    let describe = match rest_tags.as_slice() {
-        [tag::BIND, tag::EXECUTE, tag::SYNC] => false,
-        [tag::BIND, tag::DESCRIBE, tag::EXECUTE, tag::SYNC] => true,
+    let describe = match rest {
+        [b, e, s] if (b.tag, e.tag, s.tag) == (tag::BIND, tag::EXECUTE, tag::SYNC) => false,
+        [b, d, e, s]
+            if (b.tag, d.tag, e.tag, s.tag)
+                == (tag::BIND, tag::DESCRIBE, tag::EXECUTE, tag::SYNC) =>
+        {
+            true
+        }
         _ => return None,
     };
     let mut bind = &rest[0].body[..];
-    let portal = get_cstr(&mut bind)?;
-    let statement = get_cstr(&mut bind)?;
-    let bind_rest = Bytes::copy_from_slice(bind);
+    let portal = split_cstr(&mut bind)?;
+    let statement = split_cstr(&mut bind)?;
+    let bind_at = rest[0].body.len() - bind.len();
     if let Some(i) = parse {
-        let name = get_cstr(&mut &frames[i].body[..])?;
-        if name != statement {
+        if split_cstr(&mut &frames[i].body[..])? != statement {
             return None;
         }
     }
     if describe {
-        let d = &rest[1].body;
-        if d.first() != Some(&b'P') || get_cstr(&mut &d[1..])? != portal {
+        let d = &rest[1].body[..];
+        if d.first() != Some(&b'P') || split_cstr(&mut &d[1..])? != portal {
             return None;
         }
     }
     let mut exec = &rest[rest.len() - 2].body[..];
-    if get_cstr(&mut exec)? != portal || exec.len() < 4 {
+    if split_cstr(&mut exec)? != portal || exec.len() < 4 {
         return None;
     }
     let max_rows = exec.get_i32().max(0) as usize;
     Some(Shape {
         parse,
-        statement,
-        bind_rest,
+        statement: String::from_utf8_lossy(statement).into_owned(),
+        bind_rest: Bytes::copy_from_slice(&rest[0].body[bind_at..]),
         describe,
         max_rows,
     })

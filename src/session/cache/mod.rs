@@ -413,7 +413,7 @@ impl super::relay::Intercept for CacheState {
                 self.statements.insert(
                     name,
                     Prepared {
-                        text: kept_text.unwrap_or_else(|| Arc::from(text)),
+                        text: kept_text.unwrap_or_else(|| a.text.clone()),
                         param_types: types,
                         analyzed: a.clone(),
                         verified,
