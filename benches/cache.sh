@@ -11,7 +11,8 @@
 #   p50 latency from pgbench's per-transaction log: direct vs Helios (the
 #   first execution fills the entry, the others are hits).
 #
-# Usage: benches/cache.sh            (DURATION=10 ROUNDS=3 SCALE=10 by default)
+# Usage: benches/cache.sh            (DURATION=10 ROUNDS=3 SCALE=10 by default;
+#                                     HELIOS_BIN=path measures that binary)
 #        DURATION=5 ROUNDS=1 SCALE=1 benches/cache.sh   (a quick look)
 # Needs: PostgreSQL server binaries, pgbench, psql (.ci/run installs them).
 set -euo pipefail
@@ -62,9 +63,14 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
-echo "== building Helios (release)"
-(cd "$here" && cargo build --release --quiet --bin helios)
-HELIOS="$CARGO_TARGET_DIR/release/helios"
+# HELIOS_BIN: a Helios binary to measure instead of building one.
+if [ -n "${HELIOS_BIN:-}" ]; then
+  HELIOS=$HELIOS_BIN
+else
+  echo "== building Helios (release)"
+  (cd "$here" && cargo build --release --quiet --bin helios)
+  HELIOS="$CARGO_TARGET_DIR/release/helios"
+fi
 
 PG_PORT=$(free_port); HELIOS_PORT=$(free_port)
 ROWS=$((100000 * SCALE))

@@ -427,6 +427,8 @@ fn synthetic() -> Catalog {
                 columns,
                 primary_key: vec!["id".into()],
                 foreign_keys,
+                indexes: Vec::new(),
+                stats: None,
             });
         }
     }

@@ -278,6 +278,8 @@ mod tests {
             columns: cols,
             primary_key: vec!["id".into()],
             foreign_keys: vec![],
+            indexes: vec![],
+            stats: None,
         };
         Catalog::new(
             "shop".into(),

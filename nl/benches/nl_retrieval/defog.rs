@@ -170,6 +170,8 @@ fn catalog(db: &str, ddl: &str, described: &str, comments: bool) -> Result<Catal
                     columns: Vec::new(),
                     primary_key: Vec::new(),
                     foreign_keys: Vec::new(),
+                    indexes: Vec::new(),
+                    stats: None,
                 };
                 for def in &create.columns {
                     let name = normalize_ident(&def.name);

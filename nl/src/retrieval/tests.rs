@@ -47,6 +47,8 @@ fn table(name: &str, columns: Vec<Column>, foreign_keys: Vec<ForeignKey>) -> Tab
         columns,
         primary_key: vec!["id".into()],
         foreign_keys,
+        indexes: vec![],
+        stats: None,
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use super::queries::{self, parse_array_literal};
-use super::{Catalog, Column, ForeignKey, QualifiedName, RelationKind, Table};
+use super::{Catalog, Column, ForeignKey, Index, QualifiedName, RelationKind, Table, TableStats};
 
 /// Rows of text values, as the simple protocol returns them.
 pub type TextRows = Vec<Vec<Option<String>>>;
@@ -104,6 +104,8 @@ pub async fn load<Q: TextQuery>(q: &mut Q, opts: &LoadOptions) -> Result<Catalog
                 columns: vec![],
                 primary_key: vec![],
                 foreign_keys: vec![],
+                indexes: vec![],
+                stats: None,
             });
             tables.len() - 1
         });
@@ -160,6 +162,47 @@ pub async fn load<Q: TextQuery>(q: &mut Q, opts: &LoadOptions) -> Result<Catalog
                 col.common_values = values.into_iter().take(opts.max_values).collect();
             }
         }
+    }
+
+    for row in q.query_text(queries::INDEXES).await? {
+        let key = QualifiedName {
+            schema: text(&row, 0),
+            name: text(&row, 1),
+        };
+        let Some(&i) = index.get(&key) else { continue };
+        tables[i].indexes.push(Index {
+            name: text(&row, 2),
+            unique: text(&row, 3) == "true",
+            primary: text(&row, 4) == "true",
+            method: text(&row, 5),
+            partial: text(&row, 6) == "true",
+            columns: text(&row, 7)
+                .split(SEP)
+                .map(|c| (!c.is_empty()).then(|| c.to_string()))
+                .collect(),
+            definition: text(&row, 8),
+        });
+    }
+
+    for row in q.query_text(queries::TABLE_STATS).await? {
+        let key = QualifiedName {
+            schema: text(&row, 0),
+            name: text(&row, 1),
+        };
+        let Some(&i) = index.get(&key) else { continue };
+        let num = |j: usize| text(&row, j).parse::<f64>().unwrap_or(0.0);
+        tables[i].stats = Some(TableStats {
+            pages: num(2),
+            live_rows: num(3),
+            dead_rows: num(4),
+            inserts: num(5),
+            updates: num(6),
+            deletes: num(7),
+            modified_since_analyze: num(8),
+            seconds_since_analyze: text(&row, 9).parse().ok(),
+            seq_scans: num(10),
+            index_scans: num(11),
+        });
     }
 
     let mut catalog = Catalog::new(database, search_path, tables);

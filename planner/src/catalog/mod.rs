@@ -62,6 +62,61 @@ pub struct ForeignKey {
     pub ref_columns: Vec<String>,
 }
 
+/// An index on a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    pub name: String,
+    /// Key columns in order; `None` for an expression.
+    pub columns: Vec<Option<String>>,
+    pub unique: bool,
+    pub primary: bool,
+    /// Access method: `btree`, `hash`, `gin`, `gist`, `brin`, ...
+    pub method: String,
+    /// It has a WHERE clause (a partial index).
+    pub partial: bool,
+    /// `pg_get_indexdef()`.
+    pub definition: String,
+}
+
+impl Index {
+    /// The plain column it leads with, if it leads with one.
+    pub fn leading_column(&self) -> Option<&str> {
+        self.columns.first().and_then(|c| c.as_deref())
+    }
+}
+
+/// Activity and size of a table, from `pg_stat_user_tables` and `pg_class`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableStats {
+    /// `pg_class.relpages`: 8 kB pages, as of the last VACUUM/ANALYZE.
+    pub pages: f64,
+    pub live_rows: f64,
+    pub dead_rows: f64,
+    /// Rows inserted, updated and deleted since statistics were reset.
+    pub inserts: f64,
+    pub updates: f64,
+    pub deletes: f64,
+    /// Rows changed since the table was last analyzed.
+    pub modified_since_analyze: f64,
+    /// Seconds since the last ANALYZE (manual or automatic); `None`: never.
+    pub seconds_since_analyze: Option<f64>,
+    pub seq_scans: f64,
+    pub index_scans: f64,
+}
+
+impl TableStats {
+    /// Share of row operations that are writes (0 when idle).
+    pub fn write_share(&self) -> f64 {
+        let writes = self.inserts + self.updates + self.deletes;
+        let reads = self.seq_scans + self.index_scans;
+        if writes + reads == 0.0 {
+            0.0
+        } else {
+            writes / (writes + reads)
+        }
+    }
+}
+
 /// A table, view or other relation a query can read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
@@ -74,6 +129,9 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub primary_key: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
+    pub indexes: Vec<Index>,
+    /// `None` for views, or when not loaded.
+    pub stats: Option<TableStats>,
 }
 
 impl Table {
@@ -254,6 +312,8 @@ mod tests {
             columns: vec![],
             primary_key: vec![],
             foreign_keys: vec![],
+            indexes: vec![],
+            stats: None,
         }
     }
 

@@ -45,6 +45,36 @@ select schemaname, tablename, attname, n_distinct::text, most_common_vals::text
 from pg_stats
 where schemaname not in ('pg_catalog', 'information_schema')";
 
+/// Indexes: table, index name, unique, primary, access method, partial,
+/// key columns joined by chr(31) (an empty name for an expression), and
+/// the definition.
+pub const INDEXES: &str = "\
+select n.nspname, c.relname, i.relname, ix.indisunique::text, ix.indisprimary::text, am.amname,
+       (ix.indpred is not null)::text,
+       (select string_agg(coalesce(a.attname, ''), chr(31) order by k.ord)
+          from unnest(ix.indkey::int2[]) with ordinality k(attnum, ord)
+          left join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum and k.attnum > 0
+         where k.ord <= ix.indnkeyatts),
+       pg_get_indexdef(ix.indexrelid)
+from pg_index ix
+join pg_class c on c.oid = ix.indrelid
+join pg_class i on i.oid = ix.indexrelid
+join pg_namespace n on n.oid = c.relnamespace
+join pg_am am on am.oid = i.relam
+where n.nspname not in ('pg_catalog', 'information_schema')
+  and n.nspname not like 'pg\\_toast%' and ix.indisvalid
+order by n.nspname, c.relname, i.relname";
+
+/// Table activity: pages, live/dead rows, writes, changes since ANALYZE,
+/// seconds since the last ANALYZE, sequential and index scans.
+pub const TABLE_STATS: &str = "\
+select s.schemaname, s.relname, c.relpages::text, s.n_live_tup::text, s.n_dead_tup::text,
+       s.n_tup_ins::text, s.n_tup_upd::text, s.n_tup_del::text, s.n_mod_since_analyze::text,
+       extract(epoch from now() - greatest(s.last_analyze, s.last_autoanalyze))::text,
+       coalesce(s.seq_scan, 0)::text, coalesce(s.idx_scan, 0)::text
+from pg_stat_user_tables s
+join pg_class c on c.oid = s.relid";
+
 /// PostgreSQL's reserved key words (`pg_get_keywords()` with catcode 'R'):
 /// identifiers spelled like these must be quoted.
 /// Names of volatile functions. All of them, user-defined included: a name

@@ -24,6 +24,8 @@ fn table(schema: &str, name: &str, columns: &[(&str, &str)]) -> Table {
             .collect(),
         primary_key: vec![],
         foreign_keys: vec![],
+        indexes: vec![],
+        stats: None,
     }
 }
 
