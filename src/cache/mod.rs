@@ -26,7 +26,9 @@ pub struct Analyzed {
     /// The text it was read from (shown by `SHOW HELIOS CACHES`; a simple
     /// Query's cache key holds this very allocation).
     pub text: Arc<str>,
-    pub class: Classified,
+    /// Shared by every text of the same shape when the shape alone decides
+    /// it (see [`cacheable::Scan`]).
+    pub class: Arc<Classified>,
     pub fingerprint: u64,
     pub hints: Hints,
 }
@@ -84,6 +86,9 @@ pub struct CacheService {
     pub config: CacheConfig,
     pub store: ResultCache,
     analyzed: moka::sync::Cache<Arc<str>, Arc<Analyzed>>,
+    /// Classifications by fingerprint, for texts whose shape decides it: a
+    /// statement repeated with other literals is tokenized, not parsed.
+    shapes: moka::sync::Cache<u64, Arc<Classified>>,
     resolved: moka::sync::Cache<(ContextId, ReadShape), Arc<Resolved>>,
     families: Mutex<HashMap<String, Families>>,
     rules: RwLock<Vec<Rule>>,
@@ -92,6 +97,9 @@ pub struct CacheService {
 
 /// Statement texts remembered with their classification (bounded by bytes).
 const ANALYZED_BYTES: u64 = 64 << 20;
+
+/// Statement shapes remembered with their classification.
+const SHAPES: u64 = 20_000;
 
 impl CacheService {
     /// `None` when `cache.mode = "off"`.
@@ -128,6 +136,7 @@ impl CacheService {
                 .max_capacity(ANALYZED_BYTES)
                 .weigher(|k: &Arc<str>, _v| (2 * k.len() + 512).min(u32::MAX as usize) as u32)
                 .build(),
+            shapes: moka::sync::Cache::builder().max_capacity(SHAPES).build(),
             resolved: moka::sync::Cache::builder().max_capacity(100_000).build(),
             families: Mutex::new(HashMap::new()),
             rules: RwLock::new(rules),
@@ -141,10 +150,18 @@ impl CacheService {
         if let Some(a) = self.analyzed.get(text) {
             return a;
         }
+        let scan = cacheable::scan(text);
+        let class = if scan.shape_decides {
+            self.shapes.get_with(scan.fingerprint, || {
+                Arc::new(cacheable::classify(text))
+            })
+        } else {
+            Arc::new(cacheable::classify(text))
+        };
         let a = Arc::new(Analyzed {
             text: Arc::from(text),
-            class: cacheable::classify(text),
-            fingerprint: cacheable::fingerprint(text),
+            class,
+            fingerprint: scan.fingerprint,
             hints: cacheable::hints(text),
         });
         self.analyzed.insert(a.text.clone(), a.clone());

@@ -15,6 +15,7 @@ mod classify;
 mod resolve;
 
 pub use classify::{classify, is_time_word, Classified, ReadShape};
+
 pub use resolve::{
     families_sql, read_families, read_writers, resolution, resolve_sql, Resolution, ANY_TABLE,
     WRITERS_SQL,
@@ -115,28 +116,64 @@ pub fn parse_ttl(v: &str) -> Option<Duration> {
 /// it. FNV-1a: stable across builds, so a fingerprint written in a config
 /// keeps meaning the same statements.
 pub fn fingerprint(text: &str) -> u64 {
+    scan(text).fingerprint
+}
+
+/// What one pass of the tokenizer tells about a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan {
+    /// See [`fingerprint`].
+    pub fingerprint: u64,
+    /// A string literal reads as a moment (`'now'`, `'today 10:00'`): the
+    /// only literals that change what the cache makes of a read.
+    pub time_literal: bool,
+    /// Its classification depends on its shape alone, so statements of the
+    /// same fingerprint classify alike: a query or a row write (SELECT,
+    /// WITH, VALUES, TABLE, INSERT, UPDATE, DELETE, MERGE) without a time
+    /// literal. (An `EXPLAIN (ANALYZE 'off')`'s literal decides whether it
+    /// runs, say.)
+    pub shape_decides: bool,
+}
+
+/// Tokenize once: fingerprint, time literals, and whether the shape alone
+/// decides the classification.
+pub fn scan(text: &str) -> Scan {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
     let mut h = Fnv::default();
-    match Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() {
+    let mut time_literal = false;
+    let mut first_word: Option<String> = None;
+    let tokenized = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize();
+    match &tokenized {
         Ok(tokens) => {
             for t in tokens {
                 match t {
                     Token::Whitespace(_) => continue,
+                    Token::SingleQuotedString(v)
+                    | Token::EscapedStringLiteral(v)
+                    | Token::UnicodeStringLiteral(v)
+                    | Token::NationalStringLiteral(v) => {
+                        time_literal |= classify::is_time_word(v.as_bytes());
+                        h.write(b"?")
+                    }
+                    Token::DollarQuotedString(d) => {
+                        time_literal |= classify::is_time_word(d.value.as_bytes());
+                        h.write(b"?")
+                    }
                     Token::Number(..)
-                    | Token::SingleQuotedString(_)
-                    | Token::DollarQuotedString(_)
-                    | Token::EscapedStringLiteral(_)
-                    | Token::UnicodeStringLiteral(_)
-                    | Token::NationalStringLiteral(_)
                     | Token::HexStringLiteral(_)
                     | Token::SingleQuotedByteStringLiteral(_)
                     | Token::Placeholder(_) => h.write(b"?"),
                     Token::Word(w) if w.quote_style.is_none() => {
-                        h.write(w.value.to_ascii_lowercase().as_bytes())
+                        let lower = w.value.to_ascii_lowercase();
+                        h.write(lower.as_bytes());
+                        first_word.get_or_insert(lower);
                     }
-                    other => h.write(other.to_string().as_bytes()),
+                    other => {
+                        first_word.get_or_insert_with(String::new);
+                        h.write(other.to_string().as_bytes())
+                    }
                 }
                 h.write(b" ");
             }
@@ -144,7 +181,17 @@ pub fn fingerprint(text: &str) -> u64 {
         // Text the tokenizer refuses: its exact bytes.
         Err(_) => h.write(text.as_bytes()),
     }
-    h.0
+    let shape_decides = tokenized.is_ok()
+        && !time_literal
+        && matches!(
+            first_word.as_deref(),
+            Some("select" | "with" | "values" | "table" | "insert" | "update" | "delete" | "merge")
+        );
+    Scan {
+        fingerprint: h.0,
+        time_literal,
+        shape_decides,
+    }
 }
 
 struct Fnv(u64);
@@ -199,6 +246,19 @@ mod tests {
         assert_eq!(parse_ttl("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_ttl("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_ttl("soon"), None);
+    }
+
+    #[test]
+    fn a_scan_tells_whether_the_shape_decides() {
+        let s = scan("SELECT abalance FROM pgbench_accounts WHERE aid = 42");
+        assert!(s.shape_decides && !s.time_literal);
+        assert_eq!(s.fingerprint, fingerprint("select abalance from pgbench_accounts where aid = 7"));
+        assert!(scan("update t set a = 'x' where id = 1").shape_decides);
+        let t = scan("select * from t where d > 'today 10:00'");
+        assert!(t.time_literal && !t.shape_decides);
+        for sql in ["explain (analyze 'off') delete from t", "set search_path = x", "(select 1)"] {
+            assert!(!scan(sql).shape_decides, "{sql}");
+        }
     }
 
     #[test]
