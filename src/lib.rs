@@ -10,6 +10,7 @@
 //! setup) live in `helios-wire`; this crate decides what to do with them.
 //! See `ARCHITECTURE.md` in the shared docs for the path of a query.
 
+pub mod advisor;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -43,6 +43,8 @@ pub struct Server {
     pub nl: Option<crate::nl::NlService>,
     /// The result cache, unless `cache.mode = "off"`.
     pub cache: Option<Arc<crate::cache::CacheService>>,
+    /// The query advisor, unless `advisor.enabled = false`.
+    pub advisor: Option<Arc<crate::advisor::AdvisorService>>,
     /// Client connections open now (including ones still starting up).
     clients: Arc<AtomicUsize>,
     /// Secret for decoy credentials of unknown users.
@@ -128,9 +130,11 @@ impl Server {
             None
         };
         let cache = crate::cache::CacheService::new(&config.cache);
+        let advisor = crate::advisor::AdvisorService::new(&config.advisor);
         Ok(Arc::new(Server {
             nl,
             cache,
+            advisor,
             config,
             auth_method,
             users,

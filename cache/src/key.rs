@@ -58,7 +58,7 @@ impl Contexts {
 }
 
 /// The request part of a key.
-#[derive(Debug, Clone, Eq, Hash)]
+#[derive(Debug, Clone, Eq)]
 pub enum Request {
     /// A simple-protocol Query: its text.
     Simple(Arc<str>),
@@ -96,6 +96,28 @@ impl PartialEq for Request {
                 },
             ) => b1 == b2 && p1 == p2 && same(t1, t2),
             _ => false,
+        }
+    }
+}
+
+/// Hashes what [`PartialEq`] compares: the contents.
+impl std::hash::Hash for Request {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Request::Simple(t) => {
+                0u8.hash(state);
+                t.hash(state);
+            }
+            Request::Extended {
+                text,
+                param_types,
+                bind,
+            } => {
+                1u8.hash(state);
+                text.hash(state);
+                param_types.hash(state);
+                bind.hash(state);
+            }
         }
     }
 }

@@ -152,9 +152,8 @@ impl CacheService {
         }
         let scan = cacheable::scan(text);
         let class = if scan.shape_decides {
-            self.shapes.get_with(scan.fingerprint, || {
-                Arc::new(cacheable::classify(text))
-            })
+            self.shapes
+                .get_with(scan.fingerprint, || Arc::new(cacheable::classify(text)))
         } else {
             Arc::new(cacheable::classify(text))
         };

@@ -6,12 +6,14 @@
 //! naming the key) -> [`Config::validate`]. `config/helios.toml` documents
 //! every key.
 
+mod advisor;
 mod cache;
 mod env;
 mod types;
 
 use std::path::Path;
 
+pub use advisor::*;
 pub use cache::*;
 pub use types::*;
 

@@ -21,6 +21,8 @@ pub struct Config {
     pub cache: super::CacheConfig,
     /// `[nl]`: natural language (owned by helios-nl).
     pub nl: helios_nl::NlConfig,
+    /// `[advisor]`: the query advisor.
+    pub advisor: super::AdvisorConfig,
 }
 
 /// `[server]`: where Helios listens and how much it accepts.
@@ -352,6 +354,7 @@ impl Config {
             ));
         }
         self.cache.validate()?;
+        self.advisor.validate()?;
         if let Some(url) = &self.upstream.url {
             crate::upstream::UpstreamTarget::from_config(url, &self.upstream)
                 .map_err(|m| ConfigError::invalid("upstream.url", m))?;

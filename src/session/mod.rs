@@ -6,10 +6,12 @@
 //!   -> relay until either side ends -> release the upstream to the pool
 //! ```
 
+mod advise;
 mod cache;
 mod nl;
 mod relay;
 mod startup;
+mod stats;
 
 use std::sync::Arc;
 
@@ -142,14 +144,25 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             }
             let mut intercepts = Intercepts {
                 nl: server.nl.as_ref().map(|s| (s, nl::NlState::new(Some(s)))),
-                cache: server
-                    .cache
+                advise: server
+                    .advisor
                     .as_ref()
-                    .map(|c| cache::CacheState::new(c.clone(), &key.database)),
+                    .map(|a| advise::AdviseState::new(a.clone(), &key.database, &key.user)),
+                cache: server.cache.as_ref().map(|c| {
+                    cache::CacheState::new(
+                        c.clone(),
+                        &key.database,
+                        server.advisor.as_ref().map(|a| a.log.clone()),
+                    )
+                }),
+                stats: server
+                    .advisor
+                    .as_ref()
+                    .map(|a| stats::StatsTracker::new(a.clone())),
                 owner: None,
             };
             let end = loop {
-                let end = if intercepts.nl.is_none() && intercepts.cache.is_none() {
+                let end = if intercepts.is_empty() {
                     relay.run(&mut relay::NoIntercept).await
                 } else {
                     relay.run(&mut intercepts).await
@@ -180,6 +193,13 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                             cache: Some(state), ..
                         },
                     ) => cache::handle(&mut relay, state, max_message).await,
+                    (
+                        Some(Owner::Advise),
+                        Intercepts {
+                            advise: Some(state),
+                            ..
+                        },
+                    ) => advise::handle(&mut relay, state, max_message).await,
                     _ => unreachable!("a handover has an owner"),
                 };
                 if let Err(e) = handled {
@@ -230,43 +250,72 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
 /// Who asked for the message the relay handed over.
 enum Owner {
     Nl,
+    Advise,
     Cache,
 }
 
-/// The session's interceptors: natural language first, then the cache.
+/// The session's interceptors, asked in this order: natural language, the
+/// advisor (its commands must never look like writes to the cache), the
+/// result cache. The statistics tracker sees what is forwarded.
 struct Intercepts<'s> {
     nl: Option<(&'s crate::nl::NlService, nl::NlState)>,
+    advise: Option<advise::AdviseState>,
     cache: Option<cache::CacheState>,
+    stats: Option<stats::StatsTracker>,
     owner: Option<Owner>,
 }
 
-impl Intercept for Intercepts<'_> {
-    fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool {
-        self.owner = None;
+impl Intercepts<'_> {
+    fn is_empty(&self) -> bool {
+        self.nl.is_none() && self.advise.is_none() && self.cache.is_none() && self.stats.is_none()
+    }
+
+    fn claim(&mut self, frame: &[u8], in_flight: u32) -> Option<Owner> {
         if let Some((_, nl)) = &mut self.nl {
             if nl.wants(frame, in_flight) {
-                self.owner = Some(Owner::Nl);
-                return true;
+                return Some(Owner::Nl);
+            }
+        }
+        if let Some(a) = &mut self.advise {
+            if a.wants(frame, in_flight) {
+                return Some(Owner::Advise);
             }
         }
         if let Some(c) = &mut self.cache {
             if c.wants(frame, in_flight) {
-                self.owner = Some(Owner::Cache);
-                return true;
+                return Some(Owner::Cache);
             }
         }
-        false
+        None
+    }
+}
+
+impl Intercept for Intercepts<'_> {
+    fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool {
+        self.owner = self.claim(frame, in_flight);
+        if self.owner.is_none() {
+            if let Some(s) = &mut self.stats {
+                s.forwarded(frame);
+            }
+        }
+        self.owner.is_some()
     }
 
     fn refused(&mut self, frame: &[u8], in_flight: u32) {
+        // It goes upstream after all.
+        if let Some(s) = &mut self.stats {
+            s.forwarded(frame);
+        }
         let Some(c) = &mut self.cache else {
             return;
         };
         match self.owner.take() {
             Some(Owner::Cache) => c.refused(frame, in_flight),
-            // Natural language asked first, so the cache has not seen it:
-            // it is relayed, and may write.
-            Some(Owner::Nl) if c.wants(frame, in_flight) => c.refused(frame, in_flight),
+            // Asked first, so the cache has not seen it: it is relayed,
+            // and may write.
+            Some(Owner::Nl | Owner::Advise) if c.wants(frame, in_flight) => {
+                c.refused(frame, in_flight)
+            }
             _ => {}
         }
     }
@@ -281,17 +330,29 @@ impl Intercept for Intercepts<'_> {
         if let Some(c) = &mut self.cache {
             c.upstream_cleared(bytes);
         }
+        if let Some(s) = &mut self.stats {
+            s.cleared(bytes);
+        }
     }
 
     fn upstream_ready(&mut self, status: TransactionStatus) {
         if let Some(c) = &mut self.cache {
             c.upstream_ready(status);
         }
+        if let Some(a) = &mut self.advise {
+            a.upstream_ready(status);
+        }
     }
 
     fn owed_ready(&mut self, status: TransactionStatus) {
         if let Some(c) = &mut self.cache {
             c.owed_ready(status);
+        }
+        if let Some(a) = &mut self.advise {
+            a.upstream_ready(status);
+        }
+        if let Some(s) = &mut self.stats {
+            s.ready();
         }
     }
 }

@@ -221,6 +221,32 @@ impl fmt::Display for ErrorFields {
     }
 }
 
+/// A NoticeResponse with a detail and a hint, when given.
+pub fn notice_with(
+    severity: &str,
+    code: SqlState,
+    message: &str,
+    detail: Option<&str>,
+    hint: Option<&str>,
+    out: &mut BytesMut,
+) {
+    let mut fields = vec![
+        (b'S', severity.to_string()),
+        (b'V', severity.to_string()),
+        (b'C', code.code().to_string()),
+        (b'M', message.to_string()),
+    ];
+    if let Some(d) = detail {
+        fields.push((b'D', d.to_string()));
+    }
+    if let Some(h) = hint {
+        fields.push((b'H', h.to_string()));
+    }
+    NoticeResponse::new(fields)
+        .encode(out)
+        .expect("a notice always fits");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

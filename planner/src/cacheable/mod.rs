@@ -252,11 +252,18 @@ mod tests {
     fn a_scan_tells_whether_the_shape_decides() {
         let s = scan("SELECT abalance FROM pgbench_accounts WHERE aid = 42");
         assert!(s.shape_decides && !s.time_literal);
-        assert_eq!(s.fingerprint, fingerprint("select abalance from pgbench_accounts where aid = 7"));
+        assert_eq!(
+            s.fingerprint,
+            fingerprint("select abalance from pgbench_accounts where aid = 7")
+        );
         assert!(scan("update t set a = 'x' where id = 1").shape_decides);
         let t = scan("select * from t where d > 'today 10:00'");
         assert!(t.time_literal && !t.shape_decides);
-        for sql in ["explain (analyze 'off') delete from t", "set search_path = x", "(select 1)"] {
+        for sql in [
+            "explain (analyze 'off') delete from t",
+            "set search_path = x",
+            "(select 1)",
+        ] {
             assert!(!scan(sql).shape_decides, "{sql}");
         }
     }

@@ -343,7 +343,7 @@ async fn answer(
         }
         helios_wire::results::parse_complete(&mut out);
     }
-    st.svc.store.count(Some(hit.stats()), true);
+    let started = std::time::Instant::now();
     helios_wire::results::bind_complete(&mut out);
     if shape.describe {
         out.extend_from_slice(hit.description().expect("checked by the caller"));
@@ -368,7 +368,9 @@ async fn answer(
         out = all;
     }
     client.write_all(&out).await.map_err(client_side)?;
-    client.flush().await.map_err(client_side)
+    client.flush().await.map_err(client_side)?;
+    st.record_hit(hit, started.elapsed());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -88,6 +88,9 @@ pub enum Wanted {
 
 pub struct CacheState {
     svc: Arc<CacheService>,
+    /// Where hits are counted with everything the session runs (the
+    /// advisor's `SHOW HELIOS QUERIES`).
+    log: Option<Arc<helios_advisor::workload::QueryLog>>,
     db: String,
     /// `helios.cache` as the session last showed it.
     enabled: bool,
@@ -109,9 +112,14 @@ pub struct CacheState {
 }
 
 impl CacheState {
-    pub fn new(svc: Arc<CacheService>, db: &str) -> Self {
+    pub fn new(
+        svc: Arc<CacheService>,
+        db: &str,
+        log: Option<Arc<helios_advisor::workload::QueryLog>>,
+    ) -> Self {
         CacheState {
             svc,
+            log,
             db: db.to_string(),
             enabled: true,
             context: None,
@@ -283,6 +291,22 @@ impl CacheState {
                 tracing::debug!(why, "reply not cached");
                 metrics::counter!("helios_cache_fills_refused_total", "reason" => why).increment(1);
             }
+        }
+    }
+}
+
+impl CacheState {
+    /// A reply sent from the store.
+    fn record_hit(&self, hit: &CachedResult, took: std::time::Duration) {
+        self.svc.store.count(Some(hit.stats()), true);
+        if let Some(log) = &self.log {
+            log.record(
+                hit.fingerprint(),
+                &hit.stats().text,
+                took,
+                hit.row_count() as u64,
+                true,
+            );
         }
     }
 }

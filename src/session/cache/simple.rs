@@ -159,7 +159,7 @@ pub(super) async fn prepare_fill(
 /// Send a stored reply and ReadyForQuery, after anything the upstream sent
 /// the client meanwhile.
 async fn answer(relay: &mut Relay<'_>, st: &CacheState, hit: &CachedResult) -> io::Result<()> {
-    st.svc.store.count(Some(hit.stats()), true);
+    let started = std::time::Instant::now();
     let (client, _, to_client) = relay.parts();
     let reply = hit.reply();
     let mut out = BytesMut::with_capacity(to_client.len() + reply.len() + 6);
@@ -168,5 +168,7 @@ async fn answer(relay: &mut Relay<'_>, st: &CacheState, hit: &CachedResult) -> i
     out.extend_from_slice(reply);
     messages::ready_for_query(TransactionStatus::Idle, &mut out);
     client.write_all(&out).await.map_err(client_side)?;
-    client.flush().await.map_err(client_side)
+    client.flush().await.map_err(client_side)?;
+    st.record_hit(hit, started.elapsed());
+    Ok(())
 }
