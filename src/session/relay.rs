@@ -241,7 +241,10 @@ const CLIENT_INTERCEPT: TagSet = TagSet::empty()
     .with(tag::PARSE)
     .with(tag::BIND)
     .with(tag::DESCRIBE)
-    .with(tag::CLOSE);
+    .with(tag::CLOSE)
+    // Never taken, only seen: it ends a batch of extended messages (the
+    // per-statement timing groups by it).
+    .with(tag::SYNC);
 /// Larger Query/Parse/Bind messages are never handed over (they stream):
 /// a natural-language question is not a megabyte long.
 const INTERCEPT_LIMIT: usize = 1 << 20;

@@ -183,9 +183,12 @@ async fn advise_one(
         // No catalog: the static rules that need none still run.
         let empty = helios_planner::catalog::Catalog::new(String::new(), vec![], vec![]);
         let analyzer = helios_advisor::rules::StaticAnalyzer::new(&empty);
-        return Ok(
-            advise::<Side<'_>>(sql, &empty, &analyzer, None, Mode::Static, &st.svc.options).await,
-        );
+        let mut advice =
+            advise::<Side<'_>>(sql, &empty, &analyzer, None, Mode::Static, &st.svc.options).await;
+        if !may_query {
+            not_consulted(&mut advice);
+        }
+        return Ok(advice);
     };
     let mode = match (may_query, analyze) {
         (false, _) => Mode::Static,
@@ -205,16 +208,22 @@ async fn advise_one(
     .await;
     side.healthy()?;
     if !may_query {
-        advice.findings.push(helios_advisor::Finding::new(
-            helios_advisor::Severity::Info,
-            "plan_not_consulted",
-            "inside a transaction block: the upstream's plan was not consulted",
-            "Helios runs EXPLAIN only outside transaction blocks, so that nothing of its own can \
-             affect the client's transaction; run ADVISE outside BEGIN ... COMMIT for plan \
-             findings and index recommendations.",
-        ));
+        not_consulted(&mut advice);
     }
     Ok(advice)
+}
+
+/// Say why the upstream was not asked (the score is not touched: it is not
+/// the statement's fault).
+fn not_consulted(advice: &mut Advice) {
+    advice.findings.push(helios_advisor::Finding::new(
+        helios_advisor::Severity::Info,
+        "plan_not_consulted",
+        "inside a transaction block: the upstream's plan was not consulted",
+        "Helios runs EXPLAIN only outside transaction blocks, so that nothing of its own can \
+         affect the client's transaction; run ADVISE outside BEGIN ... COMMIT for plan \
+         findings and index recommendations.",
+    ));
 }
 
 async fn workload_rows(
