@@ -1,7 +1,8 @@
 //! # helios: the proxy
 //!
 //! The binary's crate: command line ([`cli`]), configuration ([`config`]),
-//! the listener and shared state ([`server`]), each client's session
+//! the listener and shared state ([`server`]), the embedded demo database
+//! served when no upstream is configured ([`embedded`]), each client's session
 //! ([`session`]: startup, authentication, the relay), and the upstream
 //! connections and their pool ([`upstream`]), the result cache's shared
 //! state ([`cache`]) and natural language's ([`nl`]).
@@ -14,6 +15,7 @@ pub mod advisor;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod embedded;
 pub mod logging;
 pub mod nl;
 pub mod server;

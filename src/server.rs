@@ -37,7 +37,11 @@ pub struct Server {
     pub auth_method: AuthMethod,
     pub users: HashMap<String, UserEntry>,
     pub tls: Option<ServerTls>,
-    pub pool: Pool,
+    /// The upstream's connection pool; `None` when no upstream is
+    /// configured and Helios serves its embedded database instead.
+    pub pool: Option<Pool>,
+    /// The embedded database, when there is no upstream.
+    pub embedded: Option<Arc<crate::embedded::EmbeddedDb>>,
     pub cancels: CancelRegistry<CancelTarget>,
     /// Natural language, when enabled.
     pub nl: Option<crate::nl::NlService>,
@@ -73,13 +77,14 @@ impl Drop for ClientSlot {
 impl Server {
     /// Build the shared state from a validated configuration.
     pub fn new(config: Config) -> anyhow::Result<Arc<Server>> {
-        let Some(url) = config.upstream.url.clone() else {
-            bail!(
-                "no upstream configured: pass --upstream postgres://host:port, set [upstream] url in the config file, or HELIOS_UPSTREAM__URL"
-            );
+        // No upstream: the embedded demo database.
+        let target = match &config.upstream.url {
+            Some(url) => Some(
+                UpstreamTarget::from_config(url, &config.upstream)
+                    .map_err(|m| anyhow::anyhow!("upstream.url: {m}"))?,
+            ),
+            None => None,
         };
-        let target = UpstreamTarget::from_config(&url, &config.upstream)
-            .map_err(|m| anyhow::anyhow!("upstream.url: {m}"))?;
         let tls = match (&config.tls.cert_file, &config.tls.key_file) {
             (Some(cert), Some(key)) => {
                 let server_config = helios_wire::tls::server_config(cert, key)?;
@@ -120,7 +125,11 @@ impl Server {
             AuthMethodName::ScramSha256 => AuthMethod::ScramSha256,
             AuthMethodName::Upstream => AuthMethod::Upstream,
         };
-        let pool = Pool::new(Arc::new(target), config.pool.clone());
+        let embedded = match &target {
+            Some(_) => None,
+            None => Some(Arc::new(crate::embedded::EmbeddedDb::demo("helios")?)),
+        };
+        let pool = target.map(|t| Pool::new(Arc::new(t), config.pool.clone()));
         let nl = if config.nl.enabled {
             Some(
                 crate::nl::NlService::new(config.nl.clone())
@@ -129,8 +138,13 @@ impl Server {
         } else {
             None
         };
-        let cache = crate::cache::CacheService::new(&config.cache);
-        let advisor = crate::advisor::AdvisorService::new(&config.advisor);
+        // The cache and the advisor work on the upstream's statements.
+        let cache = pool
+            .as_ref()
+            .and_then(|_| crate::cache::CacheService::new(&config.cache));
+        let advisor = pool
+            .as_ref()
+            .and_then(|_| crate::advisor::AdvisorService::new(&config.advisor));
         Ok(Arc::new(Server {
             nl,
             cache,
@@ -140,6 +154,7 @@ impl Server {
             users,
             tls,
             pool,
+            embedded,
             cancels: CancelRegistry::new(),
             clients: Arc::new(AtomicUsize::new(0)),
             decoy_key: rand::random(),
@@ -155,7 +170,7 @@ impl Server {
         {
             return Some(p);
         }
-        let target = self.pool.target();
+        let target = self.pool.as_ref()?.target();
         (target.service_user.as_deref() == Some(user))
             .then(|| target.service_password.clone())
             .flatten()
@@ -212,14 +227,28 @@ impl Server {
                 .with_context(|| format!("cannot listen on {listen}"))?;
             others.push((rt, l));
         }
+        let upstream = match &self.pool {
+            Some(p) => p.target().describe(),
+            None => "none: serving the embedded demo database".to_string(),
+        };
+        let user = if self.pool.is_none() && self.users.is_empty() {
+            "helios"
+        } else {
+            "<user>"
+        };
+        let database = if self.pool.is_none() {
+            ""
+        } else {
+            " <database>"
+        };
         tracing::info!(
             %listen,
             unix = ?unix.as_ref().map(|(_, p)| p.display().to_string()),
-            upstream = %self.pool.target().describe(),
+            %upstream,
             auth = self.config.auth.method.as_str(),
             tls = self.tls.is_some(),
             loops,
-            "Helios is ready; connect with: psql -h {} -p {} -U <user> <database>",
+            "Helios is ready; connect with: psql -h {} -p {} -U {user}{database}",
             listen.ip(),
             listen.port(),
         );
@@ -242,10 +271,11 @@ impl Server {
             let reaper = {
                 let server = self.clone();
                 tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(server.pool.reap_interval());
+                    let Some(pool) = &server.pool else { return };
+                    let mut tick = tokio::time::interval(pool.reap_interval());
                     loop {
                         tick.tick().await;
-                        server.pool.reap();
+                        pool.reap();
                     }
                 })
             };
@@ -261,7 +291,9 @@ impl Server {
                 }
             }
             reaper.abort();
-            self.pool.close_idle().await;
+            if let Some(pool) = &self.pool {
+                pool.close_idle().await;
+            }
         });
         for t in threads {
             let _ = t.join();

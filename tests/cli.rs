@@ -359,29 +359,3 @@ fn check_config_reads_the_config_flag_when_no_file_is_given() {
 }
 
 // ------------------------------------------------------------------ serving
-
-#[test]
-fn helios_without_an_upstream_exits_saying_how_to_configure_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let path = write(
-        dir.path(),
-        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
-    let o = helios(&["--config", &path], &[]);
-    assert!(
-        !o.status.success(),
-        "helios ran without an upstream:\n{}",
-        err(&o)
-    );
-    let e = err(&o);
-    assert!(e.contains("no upstream configured"), "{e}");
-    assert!(
-        e.contains("--upstream") && e.contains("url") && e.contains("HELIOS_UPSTREAM__URL"),
-        "the message should say how to configure an upstream: {e}"
-    );
-}

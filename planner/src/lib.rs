@@ -16,6 +16,8 @@
 pub mod cacheable;
 pub mod catalog;
 pub mod check;
+pub mod engine;
+pub mod pg_compat;
 pub mod sql;
 
 pub use catalog::{Catalog, Column, ForeignKey, QualifiedName, RelationKind, Table};

@@ -353,6 +353,12 @@ impl Config {
                 "must be between 0 and 1",
             ));
         }
+        if self.auth.method == AuthMethodName::Upstream && self.upstream.url.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.method",
+                "\"upstream\" passes passwords to the upstream, and none is configured (without one Helios serves its embedded demo database: use trust, md5 or scram-sha-256)",
+            ));
+        }
         self.cache.validate()?;
         self.advisor.validate()?;
         if let Some(url) = &self.upstream.url {

@@ -90,6 +90,24 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             }
         };
 
+        if let Some(db) = &server.embedded {
+            // No upstream: the embedded database answers. A cancel key is
+            // issued (clients expect one) but there is nothing to cancel
+            // upstream.
+            let key = server.cancels.issue();
+            let max_message = server.config.server.max_message_size;
+            if let Err(e) =
+                crate::embedded::serve(db, &mut stream, &user, &params, key, max_message).await
+            {
+                tracing::debug!(error = %e, "embedded session ended");
+            }
+            server.cancels.release(key);
+            return;
+        }
+        let Some(pool) = &server.pool else {
+            unreachable!("a server has an upstream or the embedded database")
+        };
+
         let login = Login {
             password: auth
                 .password
@@ -99,7 +117,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             params,
         };
         let key = PoolKey { database, user };
-        let mut pooled = match server.pool.acquire(key.clone(), &login).await {
+        let mut pooled = match pool.acquire(key.clone(), &login).await {
             Ok(p) => p,
             Err(ConnectError::Rejected {
                 frame,
@@ -140,7 +158,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             let max_message = server.config.server.max_message_size;
             let mut relay = Relay::new(&mut stream, &mut pooled.conn, client_key.pid, max_message);
             if let Some(svc) = &server.cache {
-                svc.ensure_listener(&key.database, server.pool.target().clone(), &login);
+                svc.ensure_listener(&key.database, pool.target().clone(), &login);
             }
             let mut intercepts = Intercepts {
                 nl: server.nl.as_ref().map(|s| (s, nl::NlState::new(Some(s)))),
@@ -228,7 +246,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                             SqlState::CONNECTION_FAILURE,
                             format!(
                                 "lost the connection to upstream {}: {reason}",
-                                server.pool.target().describe()
+                                pool.target().describe()
                             ),
                         );
                         final_error(&mut relay, &err).await;
@@ -241,7 +259,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         server.cancels.release(client_key);
         // Wait for cancels already on their way to this connection.
         let _no_cancels = cancels_in_flight.write().await;
-        server.pool.release(pooled, reusable).await;
+        pool.release(pooled, reusable).await;
     }
     .instrument(span)
     .await
@@ -394,8 +412,8 @@ async fn cancel(server: &Server, key: ClientKey) {
     let found = server.cancels.lookup_with(key, |t| {
         (t.clone(), t.in_flight.clone().try_read_owned().ok())
     });
-    match found {
-        Some((target, _guard)) => {
+    match (found, &server.pool) {
+        (Some((target, _guard)), Some(pool)) => {
             target.requested.raise();
             if target.requested.is_absorbing() {
                 tracing::debug!(pid = key.pid, "cancel taken by Helios's own work");
@@ -406,18 +424,16 @@ async fn cancel(server: &Server, key: ClientKey) {
                 upstream_pid = target.key.pid,
                 "forwarding cancel"
             );
-            let limit = server.pool.target().connect_timeout * 2;
-            let sent = tokio::time::timeout(
-                limit,
-                crate::upstream::send_cancel(server.pool.target(), &target),
-            )
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            let limit = pool.target().connect_timeout * 2;
+            let sent =
+                tokio::time::timeout(limit, crate::upstream::send_cancel(pool.target(), &target))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not forward cancel request");
             }
         }
         // PostgreSQL says nothing to the requester either way.
-        None => tracing::debug!(pid = key.pid, "cancel request for an unknown key"),
+        _ => tracing::debug!(pid = key.pid, "cancel request for an unknown key"),
     }
 }

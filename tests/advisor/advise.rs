@@ -11,7 +11,8 @@ async fn recommends_the_missing_index(hypopg: bool) {
     let (pg, h) = start(hypopg, "");
     let c = h.connect().await;
     let rows = advise(&c, &format!("ADVISE {BY_CUSTOMER}")).await;
-    let rec = find(&rows, "missing_index").unwrap_or_else(|| panic!("no recommendation: {rows:#?}"));
+    let rec =
+        find(&rows, "missing_index").unwrap_or_else(|| panic!("no recommendation: {rows:#?}"));
     let saving = rec.saving_pct.unwrap();
     assert!(saving >= 50.0, "saving {saving}%: {rec:#?}");
     assert!(rec.cost_after.unwrap() < rec.cost_before.unwrap());
@@ -28,7 +29,10 @@ async fn recommends_the_missing_index(hypopg: bool) {
     c.simple_query(&ddl).await.unwrap();
     c.simple_query("ANALYZE orders").await.unwrap();
     let plan = explain(&pg, BY_CUSTOMER);
-    assert!(plan.contains("Index Scan") || plan.contains("Bitmap"), "{plan}");
+    assert!(
+        plan.contains("Index Scan") || plan.contains("Bitmap"),
+        "{plan}"
+    );
     assert!(plan.contains("orders_customer_id"), "{plan}");
     // Asked again (after the catalog snapshot is read anew): no more.
     let h2 = crate::common::Helios::start(&pg, "");
@@ -81,7 +85,10 @@ async fn static_findings_and_the_score() {
     let rows = advise(&c, "ADVISE SELECT id FROM orders WHERE status = NULL").await;
     let f = find(&rows, "equals_null").unwrap_or_else(|| panic!("{rows:#?}"));
     assert_eq!(f.severity, "critical");
-    assert!(f.suggestion.as_deref().unwrap_or("").contains("IS NULL"), "{f:#?}");
+    assert!(
+        f.suggestion.as_deref().unwrap_or("").contains("IS NULL"),
+        "{f:#?}"
+    );
     // Every row carries the statement's score: 100 − Σ weights.
     let lost: i32 = rows
         .iter()
@@ -91,7 +98,10 @@ async fn static_findings_and_the_score() {
             _ => 2,
         })
         .sum();
-    assert!(rows.iter().all(|r| r.score == (100 - lost).max(0)), "{rows:#?}");
+    assert!(
+        rows.iter().all(|r| r.score == (100 - lost).max(0)),
+        "{rows:#?}"
+    );
     // A column that does not exist: the statement does not plan, score 0.
     let rows = advise(&c, "ADVISE SELECT nope FROM orders").await;
     assert!(find(&rows, "unknown_name").is_some(), "{rows:#?}");
@@ -112,7 +122,10 @@ async fn helios_advise_and_the_extended_protocol() {
     let c = h.connect().await;
     let simple = advise(
         &c,
-        &format!("SELECT * FROM helios_advise('{}')", BY_CUSTOMER.replace('\'', "''")),
+        &format!(
+            "SELECT * FROM helios_advise('{}')",
+            BY_CUSTOMER.replace('\'', "''")
+        ),
     )
     .await;
     assert!(find(&simple, "missing_index").is_some(), "{simple:#?}");
@@ -140,7 +153,9 @@ async fn helios_advise_and_the_extended_protocol() {
     let e = c.simple_query("ADVISE").await.unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("42601"));
     let ok = c.simple_query("SELECT 1").await.unwrap();
-    assert!(ok.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))));
+    assert!(ok
+        .iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,16 +163,25 @@ async fn advise_analyze_runs_reads_only_and_never_writes() {
     let (pg, h) = start(false, "");
     let c = h.connect().await;
     // A read: run, with runtime findings (most rows removed by the filter).
-    let rows = advise(&c, "ADVISE ANALYZE SELECT * FROM orders WHERE amount = 12.3").await;
+    let rows = advise(
+        &c,
+        "ADVISE ANALYZE SELECT * FROM orders WHERE amount = 12.3",
+    )
+    .await;
     assert!(
-        find(&rows, "rows_removed_by_filter").is_some() || find(&rows, "seq_scan_large_table").is_some(),
+        find(&rows, "rows_removed_by_filter").is_some()
+            || find(&rows, "seq_scan_large_table").is_some(),
         "{rows:#?}"
     );
     // A write: not run.
     let before = pg.psql("SELECT count(*) FROM orders");
     let rows = advise(&c, "ADVISE ANALYZE DELETE FROM orders WHERE id < 1000").await;
     assert!(find(&rows, "analyze_skipped").is_some(), "{rows:#?}");
-    assert_eq!(pg.psql("SELECT count(*) FROM orders"), before, "nothing was deleted");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM orders"),
+        before,
+        "nothing was deleted"
+    );
     // Nor through a function that writes, hidden in a SELECT.
     pg.psql(
         "CREATE FUNCTION purge() RETURNS int LANGUAGE sql AS \
@@ -165,7 +189,11 @@ async fn advise_analyze_runs_reads_only_and_never_writes() {
     );
     let rows = advise(&c, "ADVISE ANALYZE SELECT purge()").await;
     assert!(find(&rows, "analyze_failed").is_some(), "{rows:#?}");
-    assert_eq!(pg.psql("SELECT count(*) FROM orders"), before, "nothing was deleted");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM orders"),
+        before,
+        "nothing was deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -21,7 +21,8 @@ VACUUM ANALYZE orders;
 pub fn start(hypopg: bool, extra: &str) -> (PgServer, Helios) {
     let pg = PgServer::start();
     if hypopg {
-        let available = pg.psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'");
+        let available =
+            pg.psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'");
         assert_eq!(
             available.trim(),
             "1",

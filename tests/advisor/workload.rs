@@ -52,7 +52,10 @@ async fn show_helios_queries_counts_calls_rows_and_cache_hits() {
             .clone()
     };
     // One shape for the three literals, three rows.
-    assert_eq!(shape("SELECT name FROM customers WHERE id ="), ("SELECT name FROM customers WHERE id = 1".into(), 3, 3, 0));
+    assert_eq!(
+        shape("SELECT name FROM customers WHERE id ="),
+        ("SELECT name FROM customers WHERE id = 1".into(), 3, 3, 0)
+    );
     let count = shape("SELECT count(*) FROM orders");
     assert_eq!((count.1, count.3), (2, 1), "{count:?}");
     let by_customer = shape("SELECT id FROM orders WHERE customer_id = $1");
@@ -100,9 +103,11 @@ async fn advise_workload_chooses_indexes_for_what_costs_the_most() {
         rows.iter().any(|r| r.0.starts_with("orders (customer_id")),
         "{rows:#?}"
     );
-    assert!(rows[..rows.len() - 1]
-        .iter()
-        .all(|r| r.1.as_deref().unwrap_or("").starts_with("CREATE INDEX CONCURRENTLY")));
+    assert!(rows[..rows.len() - 1].iter().all(|r| r
+        .1
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("CREATE INDEX CONCURRENTLY")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,9 +116,10 @@ async fn helios_advise_on_sends_findings_as_notices() {
     let notices = Arc::new(Mutex::new(Vec::<String>::new()));
     let c = {
         let notices = notices.clone();
-        let (client, mut conn) = tokio_postgres::connect(&h.conn_str("postgres"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
+        let (client, mut conn) =
+            tokio_postgres::connect(&h.conn_str("postgres"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
         tokio::spawn(async move {
             let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
             use futures_util::StreamExt;
@@ -130,10 +136,13 @@ async fn helios_advise_on_sends_findings_as_notices() {
     assert!(notices.lock().unwrap().is_empty(), "off by default");
     c.simple_query("SET helios.advise = on").await.unwrap();
     let show = c.simple_query("SHOW helios.advise").await.unwrap();
-    assert!(matches!(&show[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("on")));
+    assert!(
+        matches!(&show[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("on"))
+    );
     let rows = c.simple_query(q).await.unwrap();
     assert!(
-        rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::CommandComplete(0))),
+        rows.iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::CommandComplete(0))),
         "the statement still runs (no rows match = NULL)"
     );
     let got = notices.lock().unwrap().clone();
@@ -141,9 +150,12 @@ async fn helios_advise_on_sends_findings_as_notices() {
     assert!(got.iter().any(|m| m.contains("select_star")), "{got:?}");
     // The extended protocol too.
     notices.lock().unwrap().clear();
-    c.query("SELECT * FROM orders WHERE id = $1 OR status = NULL", &[&1i32])
-        .await
-        .unwrap();
+    c.query(
+        "SELECT * FROM orders WHERE id = $1 OR status = NULL",
+        &[&1i32],
+    )
+    .await
+    .unwrap();
     assert!(!notices.lock().unwrap().is_empty());
     c.simple_query("RESET helios.advise").await.unwrap();
     notices.lock().unwrap().clear();

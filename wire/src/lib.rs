@@ -11,6 +11,7 @@
 //! relay path uses [`frame::FrameScanner`] to forward bytes untouched, looking
 //! inside only the few messages routing needs.
 
+pub mod arrow;
 pub mod auth;
 pub mod cancel;
 pub mod error;

@@ -185,8 +185,15 @@ async fn advise_one(
         let analyzer = helios_advisor::rules::StaticAnalyzer::new(&empty);
         let mut advice =
             advise::<Side<'_>>(sql, &empty, &analyzer, None, Mode::Static, &st.svc.options).await;
+        // Against an empty catalog every name is unknown: that says nothing
+        // about the statement, so it neither shows nor costs the score.
+        if advice.findings.iter().any(|f| f.rule == "unknown_name") {
+            advice.findings.retain(|f| f.rule != "unknown_name");
+            advice.plans = true;
+            advice.score = helios_advisor::score(&advice.findings, true);
+        }
         if !may_query {
-            not_consulted(&mut advice);
+            not_consulted(&mut advice, false);
         }
         return Ok(advice);
     };
@@ -208,21 +215,28 @@ async fn advise_one(
     .await;
     side.healthy()?;
     if !may_query {
-        not_consulted(&mut advice);
+        not_consulted(&mut advice, true);
     }
     Ok(advice)
 }
 
 /// Say why the upstream was not asked (the score is not touched: it is not
 /// the statement's fault).
-fn not_consulted(advice: &mut Advice) {
+fn not_consulted(advice: &mut Advice, had_catalog: bool) {
+    let names = if had_catalog {
+        ""
+    } else {
+        " Names were not checked either: this session has not read the catalog yet."
+    };
     advice.findings.push(helios_advisor::Finding::new(
         helios_advisor::Severity::Info,
         "plan_not_consulted",
         "inside a transaction block: the upstream's plan was not consulted",
-        "Helios runs EXPLAIN only outside transaction blocks, so that nothing of its own can \
-         affect the client's transaction; run ADVISE outside BEGIN ... COMMIT for plan \
-         findings and index recommendations.",
+        format!(
+            "Helios runs EXPLAIN only outside transaction blocks, so that nothing of its own can \
+             affect the client's transaction; run ADVISE outside BEGIN ... COMMIT for plan \
+             findings and index recommendations.{names}"
+        ),
     ));
 }
 
@@ -295,8 +309,10 @@ async fn workload_rows(
     };
     let mut rows = ResultRows::new(&columns(&Command::Workload).expect("rows"), formats);
     for c in &advice.chosen {
-        let step = if c.cost_before > 0.0 {
-            (c.cost_before - c.cost_after) / c.cost_before * 100.0
+        // Each index's share of the whole workload's cost (not of what was
+        // left before it), so the rows add up to the total saving.
+        let step = if advice.cost_before > 0.0 {
+            (c.cost_before - c.cost_after) / advice.cost_before * 100.0
         } else {
             0.0
         };
@@ -327,16 +343,33 @@ async fn workload_rows(
 }
 
 /// Statements the workload search can plan: one read or write, not one of
-/// Helios's own or a utility command.
+/// Helios's own or a utility command. The first word is read past comments
+/// and parentheses (`/* app */ SELECT ...`, `(SELECT ...) UNION ...`).
 fn is_plannable(text: &str) -> bool {
-    let first = text
-        .trim_start()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else {
+        return false;
+    };
+    let first = tokens.into_iter().find_map(|t| match t {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        Token::Whitespace(_) | Token::LParen => None,
+        _ => Some(String::new()),
+    });
     matches!(
-        first.as_str(),
-        "SELECT" | "WITH" | "UPDATE" | "DELETE" | "INSERT" | "VALUES" | "TABLE"
+        first.as_deref(),
+        Some("SELECT" | "WITH" | "UPDATE" | "DELETE" | "INSERT" | "VALUES" | "TABLE")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plannable_statements_are_read_past_comments() {
+        assert!(super::is_plannable("/* app */ SELECT 1"));
+        assert!(super::is_plannable("-- x\n(SELECT 1) UNION (SELECT 2)"));
+        assert!(super::is_plannable("update t set a = 1"));
+        assert!(!super::is_plannable("SHOW HELIOS QUERIES"));
+        assert!(!super::is_plannable("ADVISE SELECT 1"));
+    }
 }
