@@ -119,8 +119,9 @@ impl TextSettings {
 }
 
 /// A column or value that cannot be sent as PostgreSQL would: which column,
-/// of which Arrow type, and why. Callers report it as SQLSTATE 0A000
-/// (feature_not_supported); `From<EncodeError> for PgError` does that.
+/// of which Arrow type, and why (or, for bad result-format codes, PostgreSQL's
+/// own message). Callers report it as SQLSTATE 0A000 (feature_not_supported);
+/// `From<EncodeError> for PgError` does that.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeError(String);
 
@@ -190,7 +191,8 @@ fn format_code(code: i16) -> Result<bool, EncodeError> {
 }
 
 /// The RowDescription for `schema`; `formats` are the client's result-format
-/// codes (see [`binary_formats`]). Columns have no table (oid 0, attnum 0).
+/// codes as Bind carried them (none: all text; one: for all columns; else one
+/// per column). Columns have no table (oid 0, attnum 0).
 pub fn row_description(
     schema: &Schema,
     formats: &[i16],

@@ -397,7 +397,8 @@ fn large_batch_in_one_pass_without_per_row_allocation() {
         let before = alloc_count::get();
         encode_batch(&batch, formats, &settings, &mut out).unwrap();
         let allocations = alloc_count::get() - before;
-        assert!(allocations < 64, "{allocations} allocations for {N} rows");
+        // Per batch (unpacked arrays, column readers, scratch): 7-8 in practice.
+        assert!(allocations <= 16, "{allocations} allocations for {N} rows");
         let rows = data_rows(&out);
         assert_eq!(rows.len(), N);
         if formats == [0] {
