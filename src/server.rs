@@ -127,7 +127,10 @@ impl Server {
         };
         let embedded = match &target {
             Some(_) => None,
-            None => Some(Arc::new(crate::embedded::EmbeddedDb::demo("helios")?)),
+            None => Some(Arc::new(crate::embedded::EmbeddedDb::demo(
+                "helios",
+                &config.engine.tables,
+            )?)),
         };
         let pool = target.map(|t| Pool::new(Arc::new(t), config.pool.clone()));
         let nl = if config.nl.enabled {

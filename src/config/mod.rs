@@ -8,6 +8,7 @@
 
 mod advisor;
 mod cache;
+mod engine;
 mod env;
 mod types;
 
@@ -15,6 +16,7 @@ use std::path::Path;
 
 pub use advisor::*;
 pub use cache::*;
+pub use engine::*;
 pub use types::*;
 
 /// A configuration problem, worded for the person who wrote the file.

@@ -140,3 +140,31 @@ fn a_secret_of_the_wrong_type_is_not_echoed() {
     assert!(e.starts_with("auth.users[0].password"), "{e}");
     assert!(!e.contains("73914628"), "{e}");
 }
+
+#[test]
+fn engine_tables_are_checked() {
+    let c = load(
+        "[[engine.tables]]\nname = \"sales\"\npath = \"/data/sales.csv\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.engine.tables[0].format(), Some(FileFormat::Csv));
+    let e = load(
+        "[[engine.tables]]\nname = \"Bad Name\"\npath = \"x.csv\"\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("engine.tables[0].name"), "{e}");
+    let e = load(
+        "[[engine.tables]]\nname = \"t\"\npath = \"x.parquet\"\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("engine.tables[0].format"), "{e}");
+    let e = load("[auth]\nmethod = \"upstream\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("auth.method"), "{e}");
+}

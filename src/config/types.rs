@@ -23,6 +23,8 @@ pub struct Config {
     pub nl: helios_nl::NlConfig,
     /// `[advisor]`: the query advisor.
     pub advisor: super::AdvisorConfig,
+    /// `[engine]`: the embedded database (no upstream).
+    pub engine: super::EngineConfig,
 }
 
 /// `[server]`: where Helios listens and how much it accepts.
@@ -361,6 +363,7 @@ impl Config {
         }
         self.cache.validate()?;
         self.advisor.validate()?;
+        self.engine.validate()?;
         if let Some(url) = &self.upstream.url {
             crate::upstream::UpstreamTarget::from_config(url, &self.upstream)
                 .map_err(|m| ConfigError::invalid("upstream.url", m))?;

@@ -43,7 +43,7 @@ pub struct EmbeddedDb {
 
 impl EmbeddedDb {
     /// Generate the demo data and start the engine's runtime.
-    pub fn demo(database: &str) -> anyhow::Result<EmbeddedDb> {
+    pub fn demo(database: &str, files: &[crate::config::FileTable]) -> anyhow::Result<EmbeddedDb> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores)
@@ -52,6 +52,25 @@ impl EmbeddedDb {
             .build()?;
         let started = std::time::Instant::now();
         let engine = Engine::demo(database);
+        // The configured files, next to the demo tables (their schemas are
+        // inferred now, so a bad file stops Helios at startup).
+        for t in files {
+            let path = t.path.to_string_lossy();
+            let registered = runtime.block_on(async {
+                match t.format() {
+                    Some(crate::config::FileFormat::Csv) => {
+                        engine.register_csv(&t.name, &path).await
+                    }
+                    Some(crate::config::FileFormat::Json) => {
+                        engine.register_ndjson(&t.name, &path).await
+                    }
+                    None => unreachable!("validated with the configuration"),
+                }
+            });
+            registered.map_err(|e| {
+                anyhow::anyhow!("engine.tables \"{}\" ({}): {}", t.name, path, e.message)
+            })?;
+        }
         {
             let state = engine.context().state_ref();
             let mut state = state.write();
