@@ -13,6 +13,7 @@
 
 pub mod arrow;
 pub mod auth;
+pub mod bind;
 pub mod cancel;
 pub mod error;
 pub mod frame;

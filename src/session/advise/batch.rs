@@ -11,7 +11,7 @@
 
 use std::io;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use helios_wire::frame::{get_cstr, is_frontend_tag, tag, FrameError};
 use helios_wire::results::{self, ResultRows};
 use helios_wire::{messages, Frame, PgError, SqlState};
@@ -105,36 +105,6 @@ async fn flush(relay: &mut Relay<'_>, b: &mut Batch) -> io::Result<()> {
     client.flush().await.map_err(client_side)
 }
 
-/// The result-format codes at the end of a Bind body (after the names).
-fn result_formats(mut b: &[u8]) -> Option<Vec<i16>> {
-    let skip = |b: &mut &[u8], n: usize| -> Option<()> { (b.len() >= n).then(|| b.advance(n)) };
-    if b.len() < 2 {
-        return None;
-    }
-    let nf = b.get_i16().max(0) as usize;
-    skip(&mut b, nf * 2)?;
-    if b.len() < 2 {
-        return None;
-    }
-    let np = b.get_i16().max(0) as usize;
-    if np > 0 {
-        // The commands take no parameters.
-        return None;
-    }
-    if b.len() < 2 {
-        return None;
-    }
-    let nr = b.get_i16().max(0) as usize;
-    let mut v = Vec::with_capacity(nr);
-    for _ in 0..nr {
-        if b.len() < 2 {
-            return None;
-        }
-        v.push(b.get_i16());
-    }
-    Some(v)
-}
-
 fn not_ours() -> PgError {
     PgError::error(
         SqlState::FEATURE_NOT_SUPPORTED,
@@ -170,7 +140,11 @@ async fn step(
                 fail(b, not_ours());
                 return Ok(());
             };
-            let Some(formats) = result_formats(body) else {
+            // The commands take no parameters.
+            let Some(formats) = helios_wire::bind::read_bind_tail(body)
+                .filter(|t| t.params.is_empty())
+                .map(|t| t.result_formats)
+            else {
                 fail(
                     b,
                     PgError::error(

@@ -250,7 +250,9 @@ async fn admin_batch(
             let mut bind = &rest[0].body[..];
             let _ = get_cstr(&mut bind);
             let _ = get_cstr(&mut bind);
-            let formats = result_formats(bind).unwrap_or_default();
+            let formats = helios_wire::bind::read_bind_tail(bind)
+                .map(|t| t.result_formats)
+                .unwrap_or_default();
             let describe = rest_tags.len() == 4;
             admin::extended(relay, st, &p.text, parse, describe, &formats).await
         }
@@ -264,41 +266,6 @@ async fn admin_batch(
             Ok(Some(out))
         }
     }
-}
-
-/// The result format codes at the end of a Bind body (after the names).
-fn result_formats(mut b: &[u8]) -> Option<Vec<i16>> {
-    let skip = |b: &mut &[u8], n: usize| -> Option<()> { (b.len() >= n).then(|| b.advance(n)) };
-    if b.len() < 2 {
-        return None;
-    }
-    let nf = b.get_i16().max(0) as usize;
-    skip(&mut b, nf * 2)?;
-    if b.len() < 2 {
-        return None;
-    }
-    let np = b.get_i16().max(0) as usize;
-    for _ in 0..np {
-        if b.len() < 4 {
-            return None;
-        }
-        let len = b.get_i32();
-        if len > 0 {
-            skip(&mut b, len as usize)?;
-        }
-    }
-    if b.len() < 2 {
-        return None;
-    }
-    let nr = b.get_i16().max(0) as usize;
-    let mut v = Vec::with_capacity(nr);
-    for _ in 0..nr {
-        if b.len() < 2 {
-            return None;
-        }
-        v.push(b.get_i16());
-    }
-    Some(v)
 }
 
 /// A ticket to replace an entry that exists but cannot answer this batch.

@@ -326,37 +326,10 @@ async fn bind(relay: &mut Relay<'_>, nl: &mut NlState, b: &mut Batch, f: Frame) 
 /// Text and binary parameters alike are taken as UTF-8 text: a question is text.
 type BindValues = (Vec<Option<Vec<u8>>>, Vec<i16>);
 
-fn bind_values(mut body: &[u8]) -> Option<BindValues> {
-    let take_i16 = |b: &mut &[u8]| (b.remaining() >= 2).then(|| b.get_i16());
-    let n_formats = take_i16(&mut body)?.max(0) as usize;
-    if body.remaining() < 2 * n_formats {
-        return None;
-    }
-    body.advance(2 * n_formats);
-    let n_params = take_i16(&mut body)?.max(0) as usize;
-    let mut params = Vec::with_capacity(n_params);
-    for _ in 0..n_params {
-        if body.remaining() < 4 {
-            return None;
-        }
-        let len = body.get_i32();
-        if len < 0 {
-            params.push(None);
-        } else {
-            let len = len as usize;
-            if body.remaining() < len {
-                return None;
-            }
-            params.push(Some(body[..len].to_vec()));
-            body.advance(len);
-        }
-    }
-    let n_results = take_i16(&mut body)?.max(0) as usize;
-    let mut formats = Vec::with_capacity(n_results);
-    for _ in 0..n_results {
-        formats.push(take_i16(&mut body)?);
-    }
-    Some((params, formats))
+fn bind_values(body: &[u8]) -> Option<BindValues> {
+    let t = helios_wire::bind::read_bind_tail(body)?;
+    let params = t.params.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+    Some((params, t.result_formats))
 }
 
 /// The fixed columns of the calls that need no translation to describe.
