@@ -16,6 +16,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod embedded;
+pub mod engine;
 pub mod logging;
 pub mod nl;
 pub mod server;

@@ -49,6 +49,8 @@ pub struct Server {
     pub cache: Option<Arc<crate::cache::CacheService>>,
     /// The query advisor, unless `advisor.enabled = false`.
     pub advisor: Option<Arc<crate::advisor::AdvisorService>>,
+    /// DataFusion over the upstream (routed statements, accelerated tables).
+    pub engine: Option<Arc<crate::engine::EngineService>>,
     /// Client connections open now (including ones still starting up).
     clients: Arc<AtomicUsize>,
     /// Secret for decoy credentials of unknown users.
@@ -148,10 +150,19 @@ impl Server {
         let advisor = pool
             .as_ref()
             .and_then(|_| crate::advisor::AdvisorService::new(&config.advisor));
+        let engine = match &pool {
+            Some(p) => Some(crate::engine::EngineService::new(
+                &config.engine,
+                p.target().clone(),
+                cache.clone(),
+            )?),
+            None => None,
+        };
         Ok(Arc::new(Server {
             nl,
             cache,
             advisor,
+            engine,
             config,
             auth_method,
             users,

@@ -8,7 +8,8 @@
 
 mod advise;
 mod cache;
-mod nl;
+mod engine;
+pub(crate) mod nl;
 mod relay;
 mod startup;
 mod stats;
@@ -173,6 +174,16 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                         server.advisor.as_ref().map(|a| a.log.clone()),
                     )
                 }),
+                engine: server.engine.as_ref().map(|e| {
+                    engine::EngineState::new(
+                        e.clone(),
+                        &key.database,
+                        crate::engine::workers::WorkerLogin::new(
+                            login.params.clone(),
+                            login.password.clone(),
+                        ),
+                    )
+                }),
                 stats: server
                     .advisor
                     .as_ref()
@@ -218,6 +229,19 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                             ..
                         },
                     ) => advise::handle(&mut relay, state, max_message).await,
+                    (
+                        Some(Owner::Engine),
+                        Intercepts {
+                            engine: Some(state),
+                            ..
+                        },
+                    ) => {
+                        let ctx = engine::Ctx {
+                            cancel: &cancel_signal,
+                            cancels_seen: cancel_signal.seen(),
+                        };
+                        engine::handle(&mut relay, state, &ctx).await
+                    }
                     _ => unreachable!("a handover has an owner"),
                 };
                 if let Err(e) = handled {
@@ -269,15 +293,18 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
 enum Owner {
     Nl,
     Advise,
+    Engine,
     Cache,
 }
 
 /// The session's interceptors, asked in this order: natural language, the
 /// advisor (its commands must never look like writes to the cache), the
-/// result cache. The statistics tracker sees what is forwarded.
+/// engine (statements it runs are answered from DataFusion, not cached),
+/// the result cache. The statistics tracker sees what is forwarded.
 struct Intercepts<'s> {
     nl: Option<(&'s crate::nl::NlService, nl::NlState)>,
     advise: Option<advise::AdviseState>,
+    engine: Option<engine::EngineState>,
     cache: Option<cache::CacheState>,
     stats: Option<stats::StatsTracker>,
     owner: Option<Owner>,
@@ -285,7 +312,11 @@ struct Intercepts<'s> {
 
 impl Intercepts<'_> {
     fn is_empty(&self) -> bool {
-        self.nl.is_none() && self.advise.is_none() && self.cache.is_none() && self.stats.is_none()
+        self.nl.is_none()
+            && self.advise.is_none()
+            && self.engine.is_none()
+            && self.cache.is_none()
+            && self.stats.is_none()
     }
 
     fn claim(&mut self, frame: &[u8], in_flight: u32) -> Option<Owner> {
@@ -297,6 +328,11 @@ impl Intercepts<'_> {
         if let Some(a) = &mut self.advise {
             if a.wants(frame, in_flight) {
                 return Some(Owner::Advise);
+            }
+        }
+        if let Some(e) = &mut self.engine {
+            if e.wants(frame, in_flight) {
+                return Some(Owner::Engine);
             }
         }
         if let Some(c) = &mut self.cache {
@@ -331,7 +367,7 @@ impl Intercept for Intercepts<'_> {
             Some(Owner::Cache) => c.refused(frame, in_flight),
             // Asked first, so the cache has not seen it: it is relayed,
             // and may write.
-            Some(Owner::Nl | Owner::Advise) if c.wants(frame, in_flight) => {
+            Some(Owner::Nl | Owner::Advise | Owner::Engine) if c.wants(frame, in_flight) => {
                 c.refused(frame, in_flight)
             }
             _ => {}
@@ -360,6 +396,9 @@ impl Intercept for Intercepts<'_> {
         if let Some(a) = &mut self.advise {
             a.upstream_ready(status);
         }
+        if let Some(e) = &mut self.engine {
+            e.upstream_ready(status);
+        }
     }
 
     fn owed_ready(&mut self, status: TransactionStatus) {
@@ -368,6 +407,9 @@ impl Intercept for Intercepts<'_> {
         }
         if let Some(a) = &mut self.advise {
             a.upstream_ready(status);
+        }
+        if let Some(e) = &mut self.engine {
+            e.upstream_ready(status);
         }
         if let Some(s) = &mut self.stats {
             s.ready();

@@ -31,6 +31,10 @@ pub struct Hints {
     pub ttl: Option<Duration>,
     /// `/*+ no_cache */`.
     pub no_cache: bool,
+    /// `/*+ engine */`: run the statement in DataFusion over the upstream.
+    pub engine: bool,
+    /// `/*+ no_engine */`: never (relay it), whatever the session says.
+    pub no_engine: bool,
 }
 
 /// The hints in `text`'s `/*+ ... */` comments.
@@ -45,6 +49,10 @@ pub fn hints(text: &str) -> Hints {
             let item = item.trim();
             if item == "no_cache" || item == "nocache" {
                 h.no_cache = true;
+            } else if item == "engine" {
+                h.engine = true;
+            } else if item == "no_engine" || item == "noengine" {
+                h.no_engine = true;
             } else if item == "cache" {
                 h.cache = true;
             } else if let Some(args) = item

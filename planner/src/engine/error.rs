@@ -89,6 +89,12 @@ impl From<&DataFusionError> for EngineError {
 /// PostgreSQL terms. Wrappers (context, diagnostics, collections) are looked
 /// through: the first root error with a specific code decides.
 pub fn map_error(error: &DataFusionError) -> EngineError {
+    // An upstream scan's error keeps the upstream's own code and words.
+    if let Some(u) = super::upstream::UpstreamError::find(error) {
+        let mut e = EngineError::new(u.static_code(), u.message.clone());
+        e.detail = u.detail.clone();
+        return e;
+    }
     let mut roots = Vec::new();
     collect_roots(error, &mut roots);
     let mapped: Vec<EngineError> = roots.into_iter().map(map_root).collect();

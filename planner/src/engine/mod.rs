@@ -29,6 +29,7 @@ mod demo_gen;
 mod demo_words;
 mod error;
 mod params;
+pub mod upstream;
 
 use std::path::Path;
 use std::sync::Arc;
