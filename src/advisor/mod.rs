@@ -37,19 +37,24 @@ pub struct AdvisorService {
 /// Texts remembered with their fingerprint, by bytes.
 const FINGERPRINT_BYTES: u64 = 16 << 20;
 
+/// The advisor's options from `[advisor]`.
+pub fn options(config: &AdvisorConfig) -> Options {
+    Options {
+        large_table_rows: config.large_table_rows,
+        min_saving_pct: config.min_saving_pct,
+        max_index_columns: config.max_index_columns,
+        workload_top: config.workload_top,
+        ..Options::default()
+    }
+}
+
 impl AdvisorService {
     /// `None` when `advisor.enabled = false`.
     pub fn new(config: &AdvisorConfig) -> Option<Arc<AdvisorService>> {
         if !config.enabled {
             return None;
         }
-        let options = Options {
-            large_table_rows: config.large_table_rows,
-            min_saving_pct: config.min_saving_pct,
-            max_index_columns: config.max_index_columns,
-            workload_top: config.workload_top,
-            ..Options::default()
-        };
+        let options = options(config);
         Some(Arc::new(AdvisorService {
             config: config.clone(),
             options,

@@ -18,6 +18,7 @@
 
 pub mod commands;
 pub mod execute;
+pub mod features;
 pub mod params;
 pub mod session;
 pub mod settings;
@@ -39,6 +40,8 @@ pub struct EmbeddedDb {
     runtime: tokio::runtime::Runtime,
     /// The database name `\l` and `current_database()` show.
     pub database: String,
+    /// The demo tables as a catalog, for `ADVISE` and natural language.
+    pub catalog: Arc<helios_planner::Catalog>,
 }
 
 impl EmbeddedDb {
@@ -90,6 +93,7 @@ impl EmbeddedDb {
         tracing::info!(took = ?started.elapsed(), "demo database generated");
         Ok(EmbeddedDb {
             engine: Arc::new(engine),
+            catalog: Arc::new(helios_planner::engine::demo_catalog(database)),
             runtime,
             database: database.to_string(),
         })
@@ -101,6 +105,15 @@ impl EmbeddedDb {
         // The rewrite also names result columns as PostgreSQL does
         // (`count`, `?column?`), where DataFusion would say `count(*)`.
         self.engine.prepare(&sql).await
+    }
+
+    /// Rows Helios computed, as a statement.
+    pub fn prepared_rows(
+        &self,
+        sql: &str,
+        batch: datafusion::arrow::record_batch::RecordBatch,
+    ) -> Result<Prepared, EngineError> {
+        self.engine.prepared_rows(sql, batch)
     }
 
     /// Start running a planned statement with these parameters.
@@ -139,6 +152,8 @@ pub async fn serve(
     params: &StartupParams,
     key: ClientKey,
     max_message: usize,
+    cancel: std::sync::Arc<crate::upstream::CancelSignal>,
+    features: features::Features<'_>,
 ) -> std::io::Result<()> {
     let startup: Vec<(String, String)> = params
         .iter()
@@ -154,7 +169,7 @@ pub async fn serve(
     messages::ready_for_query(helios_wire::TransactionStatus::Idle, &mut out);
     stream.write_all(&out).await?;
     stream.flush().await?;
-    session::Session::new(db, stream, settings, max_message)
+    session::Session::new(db, stream, settings, max_message, cancel, features)
         .run()
         .await
 }

@@ -53,6 +53,10 @@ pub struct Session<'a> {
     /// An extended-protocol error: skip messages until Sync.
     skipping: bool,
     max_message: usize,
+    /// Raised by the client's cancel requests.
+    cancel: std::sync::Arc<crate::upstream::CancelSignal>,
+    /// ADVISE and natural language.
+    features: super::features::Features<'a>,
 }
 
 type Io<T> = std::io::Result<T>;
@@ -63,6 +67,8 @@ impl<'a> Session<'a> {
         stream: &'a mut ClientStream,
         settings: Settings,
         max_message: usize,
+        cancel: std::sync::Arc<crate::upstream::CancelSignal>,
+        features: super::features::Features<'a>,
     ) -> Self {
         Session {
             db,
@@ -75,6 +81,8 @@ impl<'a> Session<'a> {
             portals: HashMap::new(),
             skipping: false,
             max_message,
+            cancel,
+            features,
         }
     }
 
@@ -207,8 +215,20 @@ impl<'a> Session<'a> {
         if self.status == TransactionStatus::Failed {
             return Err(aborted());
         }
+        let sql = match self.features.answer(self.db, sql, &mut self.out).await {
+            None => sql.to_string(),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(super::features::Special::Sql(generated))) => generated,
+            Some(Ok(super::features::Special::Rows(batch))) => {
+                return self
+                    .db
+                    .prepared_rows(sql, batch)
+                    .map(|p| Statement::Query(Arc::new(p)))
+                    .map_err(engine_error)
+            }
+        };
         self.db
-            .prepare(sql)
+            .prepare(&sql)
             .await
             .map(|p| Statement::Query(Arc::new(p)))
             .map_err(engine_error)
@@ -469,16 +489,24 @@ impl<'a> Session<'a> {
                 let text = self.settings.text();
                 let running = portal.running.as_mut().expect("started above");
                 let mut this_call = 0u64;
+                // A cancel from now on stops this execution (earlier ones
+                // were for statements that have finished).
+                let cancel = self.cancel.clone();
+                let seen = cancel.seen();
                 loop {
                     let room = if max_rows > 0 {
                         max_rows - this_call
                     } else {
                         0
                     };
-                    match running
-                        .next(room, &portal.formats, &text, &mut self.out)
-                        .await
-                    {
+                    let step = tokio::select! {
+                        step = running.next(room, &portal.formats, &text, &mut self.out) => step,
+                        _ = cancel.after(seen) => Step::Failed(PgError::error(
+                            SqlState::new("57014"),
+                            "canceling statement due to user request",
+                        )),
+                    };
+                    match step {
                         Step::Rows(n) => {
                             portal.sent += n;
                             this_call += n;

@@ -22,7 +22,7 @@ pub struct Resolved {
 pub const SETTINGS_SQL: &str = "SELECT current_setting('TimeZone'), current_setting('DateStyle'), \
      current_setting('IntervalStyle'), current_setting('extra_float_digits'), \
      current_setting('bytea_output'), current_setting('client_encoding'), \
-     current_setting('server_encoding')";
+     current_setting('server_encoding'), session_user, current_user";
 
 /// The catalog query for `refs` (resolved through the session's
 /// search_path, as the statement's own names would be).
@@ -104,9 +104,25 @@ pub fn parse_relations(refs: &[RelationRef], rows: &TextRows) -> Option<Vec<Reso
     Some(out)
 }
 
-/// `SET LOCAL` statements carrying the session's text settings to a scan
-/// connection (only columns read as text depend on them).
-pub fn settings_for_scan(row: &[Option<String>]) -> String {
+/// `SET LOCAL` statements carrying the session's identity and text
+/// settings (only columns read as text depend on those) to a scan
+/// connection, which logged in as `login_user`: after `SET ROLE` or `SET
+/// SESSION AUTHORIZATION` in the session, the scans read as the role the
+/// session has now, never as the one it logged in with.
+pub fn settings_for_scan(row: &[Option<String>], login_user: &str) -> String {
+    let mut out = String::new();
+    let get = |i: usize| row.get(i).cloned().flatten();
+    if let Some(session_user) = get(7).filter(|u| u != login_user) {
+        out.push_str(&format!(
+            "SET LOCAL SESSION AUTHORIZATION {}; ",
+            ident(&session_user)
+        ));
+    }
+    if let (Some(session_user), Some(current)) = (get(7), get(8)) {
+        if current != session_user {
+            out.push_str(&format!("SET LOCAL ROLE {}; ", ident(&current)));
+        }
+    }
     let names = [
         "TimeZone",
         "DateStyle",
@@ -114,7 +130,6 @@ pub fn settings_for_scan(row: &[Option<String>]) -> String {
         "extra_float_digits",
         "bytea_output",
     ];
-    let mut out = String::new();
     for (name, value) in names.iter().zip(row) {
         if let Some(v) = value {
             out.push_str(&format!("SET LOCAL {name} = {}; ", quote_literal(v)));

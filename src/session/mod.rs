@@ -21,6 +21,7 @@ use helios_wire::{messages, ClientKey, ClientStream, PgError, SqlState, Transact
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
+pub(crate) use advise::command as advise_command;
 pub use relay::{Intercept, Relay, RelayEnd};
 use startup::Negotiated;
 
@@ -92,14 +93,29 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         };
 
         if let Some(db) = &server.embedded {
-            // No upstream: the embedded database answers. A cancel key is
-            // issued (clients expect one) but there is nothing to cancel
-            // upstream.
+            // No upstream: the embedded database answers. A cancel raises
+            // the session's signal, which stops the query it is running.
             let key = server.cancels.issue();
+            let target = crate::upstream::CancelTarget::local();
+            let signal = target.requested.clone();
+            server.cancels.set_target(key, Some(target));
             let max_message = server.config.server.max_message_size;
-            if let Err(e) =
-                crate::embedded::serve(db, &mut stream, &user, &params, key, max_message).await
-            {
+            let served = crate::embedded::serve(
+                db,
+                &mut stream,
+                &user,
+                &params,
+                key,
+                max_message,
+                signal,
+                crate::embedded::features::Features::new(
+                    db,
+                    server.nl.as_ref(),
+                    crate::advisor::options(&server.config.advisor),
+                ),
+            )
+            .await;
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "embedded session ended");
             }
             server.cancels.release(key);
@@ -475,6 +491,8 @@ async fn cancel(server: &Server, key: ClientKey) {
                 tracing::warn!(error = %e, "could not forward cancel request");
             }
         }
+        // The embedded database: the session watches the signal.
+        (Some((target, _guard)), None) => target.requested.raise(),
         // PostgreSQL says nothing to the requester either way.
         _ => tracing::debug!(pid = key.pid, "cancel request for an unknown key"),
     }

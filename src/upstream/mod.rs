@@ -165,6 +165,21 @@ pub struct CancelTarget {
     pub requested: Arc<CancelSignal>,
 }
 
+impl CancelTarget {
+    /// The target of a session with no upstream connection (the embedded
+    /// database): a cancel only raises `requested`; the endpoint and key
+    /// are never used, as there is no pool to send them through.
+    pub fn local() -> CancelTarget {
+        CancelTarget {
+            endpoint: Endpoint::Unix(PathBuf::new()),
+            tls: false,
+            key: UpstreamKey { pid: 0, secret: 0 },
+            in_flight: Default::default(),
+            requested: Default::default(),
+        }
+    }
+}
+
 /// Cancel requests for one session, counted, with a way to wait for the next.
 #[derive(Debug, Default)]
 pub struct CancelSignal {

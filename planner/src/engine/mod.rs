@@ -214,6 +214,28 @@ impl Engine {
         })
     }
 
+    /// A statement whose rows are already known (answers Helios computes
+    /// itself, such as `ADVISE`), so that they are described, limited and
+    /// encoded like any query's.
+    pub fn prepared_rows(
+        &self,
+        sql: &str,
+        batch: datafusion::arrow::record_batch::RecordBatch,
+    ) -> Result<Prepared, EngineError> {
+        let schema = batch.schema();
+        let plan = self
+            .ctx
+            .read_batch(batch)
+            .map_err(|e| map_error(&e))?
+            .into_unoptimized_plan();
+        Ok(Prepared {
+            sql: sql.to_string(),
+            plan,
+            param_types: Vec::new(),
+            schema,
+        })
+    }
+
     /// Run a prepared statement with parameter values: text as the client
     /// sent it, or `None` for NULL, converted to the statement's parameter
     /// types.

@@ -253,7 +253,10 @@ async fn prepare(
         workers: svc.workers.clone(),
         login: st.login.clone(),
         snapshot,
-        settings: catalog::settings_for_scan(&settings_row),
+        settings: catalog::settings_for_scan(
+            &settings_row,
+            st.login.params.user().unwrap_or_default(),
+        ),
     };
     let options = crate::engine::scan_options(&svc.config, st.partitions());
     let (engine, registered) = match svc.context(&st.database, &resolved, &source, options) {
