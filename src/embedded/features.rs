@@ -54,6 +54,13 @@ impl<'a> Features<'a> {
         }
     }
 
+    /// Whether `text` is a question in a comment (`/* nl: ... */`).
+    pub fn is_nl_comment(&self, text: &str) -> bool {
+        self.nl.is_some()
+            && detect::detect(text).is_some()
+            && helios_planner::sql::statement_count(text) == 0
+    }
+
     /// `None`: an ordinary statement. NOTICEs (the generated SQL) go to `out`.
     pub async fn answer(
         &mut self,

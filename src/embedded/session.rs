@@ -178,7 +178,12 @@ impl<'a> Session<'a> {
 
     /// A simple Query: its statements in order, stopping at the first error.
     async fn simple_query(&mut self, text: &str) -> Io<()> {
-        let statements = commands::split(text);
+        // A statement that is only an NL comment (`-- nl: ...`) is one
+        // statement, though it has no tokens.
+        let statements = match self.features.is_nl_comment(text) {
+            true => vec![text.to_string()],
+            false => commands::split(text),
+        };
         if statements.is_empty() {
             // EmptyQueryResponse.
             self.out.extend_from_slice(&[b'I', 0, 0, 0, 4]);
@@ -210,7 +215,10 @@ impl<'a> Session<'a> {
     /// Read a statement: a local command, or planned by DataFusion.
     async fn prepare(&mut self, sql: &str) -> Result<Statement, PgError> {
         if let Some(local) = commands::read(sql) {
-            return Ok(Statement::Local(local));
+            // A comment-only statement reads as empty, unless it is a question.
+            if !(matches!(local, Local::Empty) && self.features.is_nl_comment(sql)) {
+                return Ok(Statement::Local(local));
+            }
         }
         if self.status == TransactionStatus::Failed {
             return Err(aborted());

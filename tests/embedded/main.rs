@@ -6,6 +6,7 @@
 mod common;
 
 mod catalog;
+mod features;
 mod files;
 mod protocol;
 mod queries;
