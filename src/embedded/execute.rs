@@ -23,6 +23,16 @@ pub struct Running {
     rx: mpsc::Receiver<Result<RecordBatch, PgError>>,
     /// What is left of a batch a row limit cut.
     pending: Option<RecordBatch>,
+    /// The task producing the batches: stopped when this is dropped (a
+    /// cancel, a client gone), even if it has not produced a batch to
+    /// notice the channel closing by (an aggregate over a long join).
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// What one step of sending produced.
@@ -44,7 +54,7 @@ impl Running {
             + 'static,
     ) -> Running {
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
-        rt.spawn(async move {
+        let task = rt.spawn(async move {
             let mut stream = match stream.await {
                 Ok(s) => s,
                 Err(e) => {
@@ -62,7 +72,11 @@ impl Running {
                 }
             }
         });
-        Running { rx, pending: None }
+        Running {
+            rx,
+            pending: None,
+            task: task.abort_handle(),
+        }
     }
 
     /// Encode the next rows as DataRows: at most `max` (0 = no limit).

@@ -111,6 +111,12 @@ impl Accelerations {
         })
     }
 
+    /// Whether writes can be seen: the result cache's invalidation is the
+    /// only signal, and a copy that could go stale unseen is never kept.
+    pub fn sees_writes(&self) -> bool {
+        self.deps.cache.is_some()
+    }
+
     /// Memory the copies hold now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
@@ -354,6 +360,18 @@ impl Accelerations {
             .and_then(|mut r| r.pop())
             .ok_or_else(|| format!("relation \"{}.{}\" does not exist", e.schema, e.name))?;
 
+        if !resolved.readable_in_full {
+            // A copy others may read must hold every row.
+            return Err(format!(
+                "{} cannot read all of \"{}.{}\" (privileges or row level security)",
+                e.login.params.user().unwrap_or("the loading role"),
+                e.schema,
+                e.name
+            ));
+        }
+        if resolved.temporary {
+            return Err("a temporary table cannot be accelerated".into());
+        }
         let source = SnapshotSource {
             workers: deps.workers.clone(),
             login: Arc::new(e.login.clone()),

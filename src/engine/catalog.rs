@@ -16,6 +16,8 @@ pub struct Resolved {
     /// The client's role may read all of it (`SELECT` on the table, no
     /// row-level security in the way): an accelerated copy may stand in.
     pub readable_in_full: bool,
+    /// A temporary table: only the session's own connection sees it.
+    pub temporary: bool,
 }
 
 /// The settings that change how text values print, and the snapshot.
@@ -45,7 +47,7 @@ pub fn relations_sql(refs: &[RelationRef]) -> String {
                  ELSE pg_relation_size(c.oid) END) / current_setting('block_size')::int8)::int8, \
            c.reltuples::int8, \
            has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT r2.rolbypassrls), \
-           a.attname, a.atttypid, a.atttypmod \
+           a.attname, a.atttypid, a.atttypmod, c.relpersistence = 't' \
          FROM (VALUES {}) AS r(i, oid) \
          JOIN pg_class c ON c.oid = r.oid \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -64,16 +66,17 @@ fn ident(s: &str) -> String {
 /// The rows of [`relations_sql`], one [`Resolved`] per relation found.
 pub fn parse_relations(refs: &[RelationRef], rows: &TextRows) -> Option<Vec<Resolved>> {
     let mut out: Vec<Resolved> = Vec::new();
-    let mut current: Option<(usize, UpstreamRelation, bool)> = None;
+    let mut current: Option<(usize, UpstreamRelation, bool, bool)> = None;
     let field = |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten();
     for row in rows {
         let i: usize = field(row, 0)?.parse().ok()?;
-        if current.as_ref().is_none_or(|(ci, _, _)| *ci != i) {
-            if let Some((ci, rel, full)) = current.take() {
+        if current.as_ref().is_none_or(|(ci, ..)| *ci != i) {
+            if let Some((ci, rel, full, temporary)) = current.take() {
                 out.push(Resolved {
                     reference: refs.get(ci)?.clone(),
                     relation: Arc::new(rel),
                     readable_in_full: full,
+                    temporary,
                 });
             }
             let rel = UpstreamRelation {
@@ -85,20 +88,26 @@ pub fn parse_relations(refs: &[RelationRef], rows: &TextRows) -> Option<Vec<Reso
                 estimated_rows: field(row, 6)?.parse().ok()?,
                 columns: Vec::new(),
             };
-            current = Some((i, rel, field(row, 7).as_deref() == Some("t")));
+            current = Some((
+                i,
+                rel,
+                field(row, 7).as_deref() == Some("t"),
+                field(row, 11).as_deref() == Some("t"),
+            ));
         }
-        let (_, rel, _) = current.as_mut()?;
+        let (_, rel, ..) = current.as_mut()?;
         rel.columns.push(UpstreamColumn::new(
             &field(row, 8)?,
             field(row, 9)?.parse().ok()?,
             field(row, 10)?.parse().ok()?,
         ));
     }
-    if let Some((ci, rel, full)) = current.take() {
+    if let Some((ci, rel, full, temporary)) = current.take() {
         out.push(Resolved {
             reference: refs.get(ci)?.clone(),
             relation: Arc::new(rel),
             readable_in_full: full,
+            temporary,
         });
     }
     Some(out)

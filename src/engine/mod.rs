@@ -32,6 +32,11 @@ use accelerate::{Accelerations, Deps};
 use catalog::Resolved;
 use workers::{SnapshotSource, WorkerLogin, Workers};
 
+/// Why accelerated tables need the result cache.
+pub const NEEDS_CACHE: &str = "accelerated tables need the result cache's write tracking, which \
+     makes a copy stale the moment a write to its table is seen: set cache.mode = \"explicit\" \
+     (the default; it caches nothing unasked) or \"auto\"";
+
 /// The engine over the upstream, shared by sessions.
 pub struct EngineService {
     pub config: EngineConfig,
@@ -102,6 +107,9 @@ impl EngineService {
             files,
             target: target.clone(),
         });
+        if !config.accelerate.is_empty() && !service.accelerations.sees_writes() {
+            anyhow::bail!("{NEEDS_CACHE}");
+        }
         // Configured accelerations load as Helios's own login (the URL's user).
         for a in &config.accelerate {
             let (schema, name) = split_table(&a.table);

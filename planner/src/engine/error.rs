@@ -36,6 +36,29 @@ pub mod sqlstate {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const INTERNAL_ERROR: &str = "XX000";
+
+    /// Every code the engine itself reports; any other came from the
+    /// upstream (a scan's error, passed on).
+    pub const ALL: &[&str] = &[
+        SYNTAX_ERROR,
+        SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        UNDEFINED_TABLE,
+        UNDEFINED_COLUMN,
+        AMBIGUOUS_COLUMN,
+        DUPLICATE_ALIAS,
+        UNDEFINED_FUNCTION,
+        DATATYPE_MISMATCH,
+        DIVISION_BY_ZERO,
+        NUMERIC_VALUE_OUT_OF_RANGE,
+        INVALID_TEXT_REPRESENTATION,
+        INVALID_PARAMETER_VALUE,
+        FEATURE_NOT_SUPPORTED,
+        READ_ONLY_SQL_TRANSACTION,
+        UNDEFINED_PARAMETER,
+        PROTOCOL_VIOLATION,
+        OUT_OF_MEMORY,
+        INTERNAL_ERROR,
+    ];
 }
 
 /// An error with what a PostgreSQL client needs to report it.

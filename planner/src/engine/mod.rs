@@ -214,6 +214,15 @@ impl Engine {
         })
     }
 
+    /// The plan DataFusion will run (analyzed and optimized: coercions in
+    /// place, filters pushed into scans), for checks before running it.
+    pub fn optimized(&self, prepared: &Prepared) -> Result<LogicalPlan, EngineError> {
+        self.ctx
+            .state()
+            .optimize(&prepared.plan)
+            .map_err(|e| map_error(&e))
+    }
+
     /// A statement whose rows are already known (answers Helios computes
     /// itself, such as `ADVISE`), so that they are described, limited and
     /// encoded like any query's.

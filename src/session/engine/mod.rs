@@ -218,6 +218,13 @@ async fn answer(
                 .to_string(),
             &mut out,
         ),
+        Command::CreateAcceleration { .. } if !st.svc.accelerations.sees_writes() => {
+            PgError::error(
+                SqlState::new("55000".to_string()),
+                crate::engine::NEEDS_CACHE,
+            )
+            .encode(&mut out);
+        }
         Command::CreateAcceleration { table, refresh } => {
             let (schema, name) = table_arg(&table);
             let added = st.svc.accelerations.add(

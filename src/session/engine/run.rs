@@ -42,25 +42,7 @@ pub(super) async fn run(
     let prepared = prepare(relay, st, &text, &decision, &mut in_tx).await?;
     let (engine, prepared, settings, registered) = match prepared {
         Ok(p) => p,
-        Err(Decline(why)) => {
-            if in_tx {
-                end_tx(relay).await?;
-            }
-            tracing::debug!(reason = %why, "engine declined; relaying");
-            metrics::counter!("helios_engine_queries_total", "status" => "relayed").increment(1);
-            if decision.reason == Reason::Asked {
-                let (_, _, to_client) = relay.parts();
-                helios_wire::error::notice_with(
-                    "NOTICE",
-                    SqlState::new("00000".to_string()),
-                    &format!("helios: the engine cannot run this statement ({why}); it was sent to PostgreSQL"),
-                    None,
-                    None,
-                    to_client,
-                );
-            }
-            return give_back(relay, st, frame);
-        }
+        Err(Decline(why)) => return decline(relay, st, frame, &decision, in_tx, &why).await,
     };
     tracing::debug!(
         accelerated = ?registered.accelerated,
@@ -84,10 +66,15 @@ pub(super) async fn run(
     let _absorbing = ctx.cancel.absorb();
     let mut rows: u64 = 0;
     let mut failed = None;
+    let mut cancelled = false;
+    // Nothing has reached the client yet: a failure can still be undone by
+    // relaying the statement instead.
+    let mut flushed = false;
     loop {
         let step = tokio::select! {
             step = running.next(0, &[], &settings, &mut out) => step,
             _ = ctx.cancel.after(ctx.cancels_seen) => {
+                cancelled = true;
                 Step::Failed(PgError::error(
                     SqlState::new("57014".to_string()),
                     "canceling statement due to user request",
@@ -99,6 +86,7 @@ pub(super) async fn run(
                 rows += n;
                 if out.len() >= FLUSH_AT {
                     write_client(relay, &mut out).await?;
+                    flushed = true;
                 }
             }
             Step::Done => break,
@@ -109,6 +97,16 @@ pub(super) async fn run(
         }
     }
     drop(running);
+    if let (Some(e), false, false) = (&failed, flushed, cancelled) {
+        // DataFusion failed where PostgreSQL may not (a value it cannot
+        // represent, a literal it parses differently): PostgreSQL answers.
+        // The upstream's own errors (a missing privilege) pass as they are.
+        let engine_code = helios_planner::engine::sqlstate::ALL.contains(&e.code.code());
+        if engine_code {
+            let why = format!("it failed: {}", e.message);
+            return decline(relay, st, frame, &decision, in_tx, &why).await;
+        }
+    }
     match &failed {
         Some(e) => {
             // Rows already sent stay sent, as PostgreSQL's would.
@@ -134,6 +132,37 @@ pub(super) async fn run(
         "engine statement done"
     );
     finish(relay, out).await
+}
+
+/// Relay the statement after all, telling the client why if it had asked
+/// for the engine.
+async fn decline(
+    relay: &mut Relay<'_>,
+    st: &mut EngineState,
+    frame: Frame,
+    decision: &RouteDecision,
+    in_tx: bool,
+    why: &str,
+) -> io::Result<()> {
+    if in_tx {
+        end_tx(relay).await?;
+    }
+    tracing::debug!(reason = %why, "engine declined; relaying");
+    metrics::counter!("helios_engine_queries_total", "status" => "relayed").increment(1);
+    if decision.reason == Reason::Asked {
+        let (_, _, to_client) = relay.parts();
+        helios_wire::error::notice_with(
+            "NOTICE",
+            SqlState::new("00000".to_string()),
+            &format!(
+                "helios: the engine cannot run this statement ({why}); it was sent to PostgreSQL"
+            ),
+            None,
+            None,
+            to_client,
+        );
+    }
+    give_back(relay, st, frame)
 }
 
 async fn write_client(relay: &mut Relay<'_>, out: &mut BytesMut) -> io::Result<()> {
@@ -236,6 +265,51 @@ async fn prepare(
             Err(e) => return Ok(Err(Decline(e.message))),
         }
     };
+    if let Some(t) = resolved.iter().find(|r| r.temporary) {
+        return Ok(Err(Decline(format!(
+            "{} is a temporary table, which only this session's connection sees",
+            t.relation.qualified()
+        ))));
+    }
+    // The engine reads timestamptz values, and literals, in UTC; PostgreSQL
+    // in the session's TimeZone (date_trunc, literals without a zone, casts).
+    let utc = matches!(
+        text_settings.timezone.to_ascii_uppercase().as_str(),
+        "UTC"
+            | "ETC/UTC"
+            | "GMT"
+            | "ETC/GMT"
+            | "Z"
+            | "ZULU"
+            | "UCT"
+            | "ETC/UCT"
+            | "UNIVERSAL"
+            | "0"
+            | "+00"
+            | "+00:00"
+    );
+    let tz_columns = resolved.iter().any(|r| {
+        r.relation
+            .columns
+            .iter()
+            .any(|c| c.type_oid == helios_planner::engine::upstream::types::oid::TIMESTAMPTZ)
+    });
+    let lower = text.to_ascii_lowercase();
+    let clock = [
+        "now(",
+        "current_date",
+        "current_timestamp",
+        "localtime",
+        "current_time",
+    ]
+    .iter()
+    .any(|f| lower.contains(f));
+    if !utc && (tz_columns || clock) {
+        return Ok(Err(Decline(format!(
+            "TimeZone is {}; the engine works in UTC",
+            text_settings.timezone
+        ))));
+    }
     if decision.reason == Reason::Auto {
         // Automatic routing is for accelerated copies only.
         for r in &resolved {
@@ -265,10 +339,19 @@ async fn prepare(
     };
     let sql = helios_planner::pg_compat::rewrite(text);
     // Planning reads no data; it runs here, on the session's thread.
-    match engine.prepare(&sql).await {
-        Ok(p) => Ok(Ok((engine, p, text_settings, registered))),
-        Err(e) => Ok(Err(Decline(e.message))),
+    let prepared = match engine.prepare(&sql).await {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(Decline(e.message))),
+    };
+    // Only what DataFusion computes exactly as PostgreSQL does.
+    let plan = match engine.optimized(&prepared) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(Decline(e.message))),
+    };
+    if let Err(why) = helios_planner::engine::upstream::faithful::check(&plan) {
+        return Ok(Err(Decline(why)));
     }
+    Ok(Ok((engine, prepared, text_settings, registered)))
 }
 
 fn first(rows: &TextRows) -> Option<String> {

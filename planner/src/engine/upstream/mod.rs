@@ -21,9 +21,11 @@
 //! - [`types`]: which Arrow type each PostgreSQL column becomes.
 //! - [`copy`]: the binary COPY format → Arrow.
 //! - [`pushdown`]: DataFusion filters PostgreSQL evaluates exactly.
+//! - [`faithful`]: what DataFusion may compute and still answer as PostgreSQL.
 //! - [`scan`]: the TableProvider and the partitioned scan.
 
 pub mod copy;
+pub mod faithful;
 pub mod pushdown;
 pub mod scan;
 pub mod types;

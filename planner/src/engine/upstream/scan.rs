@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result, Statistics};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::StatisticsArgs;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
@@ -289,6 +291,26 @@ impl ExecutionPlan for UpstreamScanExec {
         _children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
+    }
+
+    /// The planner's row estimate (`reltuples`), so DataFusion builds hash
+    /// joins on the smaller side.
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        let rows = self.relation.estimated_rows;
+        if rows >= 0 && self.conditions.is_empty() {
+            let share = match args.partition() {
+                Some(_) => rows as usize / self.ranges.len().max(1),
+                None => rows as usize,
+            };
+            let share = self.limit.map_or(share, |l| share.min(l));
+            stats = stats.with_num_rows(Precision::Inexact(share));
+        }
+        Ok(Arc::new(stats))
     }
 
     fn execute(

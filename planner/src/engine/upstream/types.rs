@@ -86,6 +86,11 @@ impl UpstreamColumn {
             Some(t) => {
                 field.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), t.to_string())]))
             }
+            // Marked so that `faithful` knows its padding is significant.
+            None if self.type_oid == oid::BPCHAR => field.with_metadata(HashMap::from([(
+                super::faithful::BPCHAR_KEY.to_string(),
+                "true".to_string(),
+            )])),
             None => field,
         }
     }
