@@ -255,6 +255,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                         let ctx = engine::Ctx {
                             cancel: &cancel_signal,
                             cancels_seen: cancel_signal.seen(),
+                            max_message,
                         };
                         engine::handle(&mut relay, state, &ctx).await
                     }

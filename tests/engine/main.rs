@@ -23,6 +23,7 @@ mod common;
 mod accelerate;
 mod concurrency;
 mod differences;
+mod extended;
 mod results;
 mod routing;
 mod security;

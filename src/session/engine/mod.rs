@@ -7,9 +7,11 @@
 //! opens a read-only repeatable-read transaction on the client's own
 //! connection, exports its snapshot, reads the catalog there, and every
 //! scan partition imports that snapshot — so the answer is the one
-//! PostgreSQL would have given at that moment, as that role. Statements in
-//! the extended protocol, or inside a transaction block, are relayed.
+//! PostgreSQL would have given at that moment, as that role. The extended
+//! protocol is [`batch`]'s. Statements inside a transaction block are
+//! relayed.
 
+mod batch;
 mod command;
 mod run;
 
@@ -35,6 +37,8 @@ enum Wanted {
     Nothing,
     Command(Result<Command, String>),
     Run(RouteDecision),
+    /// An extended-protocol message for the engine's statements.
+    Batch,
 }
 
 pub struct EngineState {
@@ -50,12 +54,15 @@ pub struct EngineState {
     wanted: Wanted,
     /// The message a handler just gave back: not claimed again.
     given_back: bool,
+    /// Statements and portals of the extended protocol.
+    ext: batch::Extended,
 }
 
 /// What a run needs from the session.
 pub struct Ctx<'a> {
     pub cancel: &'a CancelSignal,
     pub cancels_seen: u64,
+    pub max_message: usize,
 }
 
 impl EngineState {
@@ -70,6 +77,7 @@ impl EngineState {
             partitions_local: None,
             wanted: Wanted::Nothing,
             given_back: false,
+            ext: batch::Extended::default(),
         }
     }
 
@@ -85,9 +93,15 @@ impl EngineState {
 impl Intercept for EngineState {
     fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool {
         self.wanted = Wanted::Nothing;
-        if std::mem::take(&mut self.given_back) || frame[0] != tag::QUERY {
+        if std::mem::take(&mut self.given_back) {
             return false;
         }
+        if frame[0] != tag::QUERY {
+            return self.wants_extended(frame, in_flight);
+        }
+        // A simple Query ends the unnamed statement and portal.
+        self.ext.statements.remove("");
+        self.ext.portals.remove("");
         let body = &frame[5..];
         let Some(end) = body.iter().position(|&b| b == 0) else {
             return false;
@@ -120,6 +134,56 @@ impl Intercept for EngineState {
     }
 }
 
+impl EngineState {
+    /// Parse of a statement the router sends to the engine, and Bind,
+    /// Describe, Execute, Close of the engine's statements and portals.
+    fn wants_extended(&mut self, frame: &[u8], in_flight: u32) -> bool {
+        let mut body = &frame[5..];
+        let ours = match frame[0] {
+            tag::PARSE => {
+                let name = get_cstr(&mut body).unwrap_or_default();
+                let text = get_cstr(&mut body).unwrap_or_default();
+                let routed = in_flight == 0
+                    && command::parse(&text).is_none()
+                    && route::decide(&text, self.on(), &self.svc, &self.database).is_some();
+                if !routed {
+                    self.ext.statements.remove(&name);
+                }
+                routed
+            }
+            tag::BIND => {
+                let portal = get_cstr(&mut body).unwrap_or_default();
+                let name = get_cstr(&mut body).unwrap_or_default();
+                let ours = self.ext.statements.contains_key(&name);
+                if !ours {
+                    self.ext.portals.remove(&portal);
+                }
+                ours
+            }
+            tag::DESCRIBE | tag::CLOSE => match body.split_first() {
+                Some((&b'S', mut rest)) => self
+                    .ext
+                    .statements
+                    .contains_key(&get_cstr(&mut rest).unwrap_or_default()),
+                Some((_, mut rest)) => self
+                    .ext
+                    .portals
+                    .contains_key(&get_cstr(&mut rest).unwrap_or_default()),
+                None => false,
+            },
+            tag::EXECUTE => self
+                .ext
+                .portals
+                .contains_key(&get_cstr(&mut body).unwrap_or_default()),
+            _ => false,
+        };
+        if ours {
+            self.wanted = Wanted::Batch;
+        }
+        ours
+    }
+}
+
 /// Handle the message the relay handed over for the engine.
 pub async fn handle(relay: &mut Relay<'_>, st: &mut EngineState, ctx: &Ctx<'_>) -> io::Result<()> {
     let frame = relay.take_client_frame();
@@ -133,6 +197,7 @@ pub async fn handle(relay: &mut Relay<'_>, st: &mut EngineState, ctx: &Ctx<'_>) 
             }
             run::run(relay, st, frame, decision, ctx).await
         }
+        Wanted::Batch => batch::handle(relay, st, frame, ctx, ctx.max_message).await,
         Wanted::Nothing => give_back(relay, st, frame),
     }
 }

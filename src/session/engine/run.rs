@@ -27,7 +27,15 @@ use crate::session::relay::Relay;
 const FLUSH_AT: usize = 64 * 1024;
 
 /// Why the engine declined a statement.
-struct Decline(String);
+pub(super) struct Decline(pub String);
+
+/// Helios's read-only transaction on the client's connection, whose
+/// snapshot every scan imports.
+#[derive(Debug, Default)]
+pub(super) struct Tx {
+    pub open: bool,
+    pub snapshot: Option<String>,
+}
 
 pub(super) async fn run(
     relay: &mut Relay<'_>,
@@ -38,8 +46,9 @@ pub(super) async fn run(
 ) -> io::Result<()> {
     let started = Instant::now();
     let text = query_text(&frame);
-    let mut in_tx = false;
-    let prepared = prepare(relay, st, &text, &decision, &mut in_tx).await?;
+    let mut tx = Tx::default();
+    let prepared = prepare(relay, st, &text, &decision, Some(&mut tx)).await?;
+    let in_tx = tx.open;
     let (engine, prepared, settings, registered) = match prepared {
         Ok(p) => p,
         Err(Decline(why)) => return decline(relay, st, frame, &decision, in_tx, &why).await,
@@ -150,22 +159,26 @@ async fn decline(
     tracing::debug!(reason = %why, "engine declined; relaying");
     metrics::counter!("helios_engine_queries_total", "status" => "relayed").increment(1);
     if decision.reason == Reason::Asked {
-        let (_, _, to_client) = relay.parts();
-        helios_wire::error::notice_with(
-            "NOTICE",
-            SqlState::new("00000".to_string()),
-            &format!(
-                "helios: the engine cannot run this statement ({why}); it was sent to PostgreSQL"
-            ),
-            None,
-            None,
-            to_client,
-        );
+        declined_notice(relay, why);
     }
     give_back(relay, st, frame)
 }
 
-async fn write_client(relay: &mut Relay<'_>, out: &mut BytesMut) -> io::Result<()> {
+/// The NOTICE that tells a client who asked for the engine why PostgreSQL
+/// answers instead (it goes out before the upstream's reply).
+pub(super) fn declined_notice(relay: &mut Relay<'_>, why: &str) {
+    let (_, _, to_client) = relay.parts();
+    helios_wire::error::notice_with(
+        "NOTICE",
+        SqlState::new("00000".to_string()),
+        &format!("helios: the engine cannot run this statement ({why}); it was sent to PostgreSQL"),
+        None,
+        None,
+        to_client,
+    );
+}
+
+pub(super) async fn write_client(relay: &mut Relay<'_>, out: &mut BytesMut) -> io::Result<()> {
     let (client, _, to_client) = relay.parts();
     if !to_client.is_empty() {
         let pending = std::mem::take(to_client);
@@ -177,14 +190,14 @@ async fn write_client(relay: &mut Relay<'_>, out: &mut BytesMut) -> io::Result<(
 }
 
 /// End Helios's read-only transaction on the client's connection.
-async fn end_tx(relay: &mut Relay<'_>) -> io::Result<()> {
+pub(super) async fn end_tx(relay: &mut Relay<'_>) -> io::Result<()> {
     let (_, conn, to_client) = relay.parts();
     let mut side = Side::new(conn, to_client);
     side.query("COMMIT").await?.ok();
     Ok(())
 }
 
-type Ready = (
+pub(super) type Ready = (
     helios_planner::engine::Engine,
     helios_planner::engine::Prepared,
     TextSettings,
@@ -192,12 +205,14 @@ type Ready = (
 );
 
 /// Snapshot, settings, catalog, plan. `Ok(Err(Decline))`: relay instead.
-async fn prepare(
+/// With `tx`, the scans read in its snapshot (begun here if it is not open
+/// yet); without, the statement is only planned (to describe it).
+pub(super) async fn prepare(
     relay: &mut Relay<'_>,
     st: &mut EngineState,
     text: &str,
     decision: &RouteDecision,
-    in_tx: &mut bool,
+    tx: Option<&mut Tx>,
 ) -> io::Result<Result<Ready, Decline>> {
     let svc = st.svc.clone();
     let upstream_refs: Vec<_> = decision
@@ -209,18 +224,23 @@ async fn prepare(
     let (_, conn, to_client) = relay.parts();
     let mut side = Side::new(conn, to_client);
     let mut snapshot = None;
-    if !upstream_refs.is_empty() {
-        if let Err(e) = side
-            .query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await?
-        {
-            return Ok(Err(Decline(e.message)));
+    match tx {
+        Some(tx) if tx.open => snapshot = tx.snapshot.clone(),
+        Some(tx) if !upstream_refs.is_empty() => {
+            if let Err(e) = side
+                .query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?
+            {
+                return Ok(Err(Decline(e.message)));
+            }
+            tx.open = true;
+            match side.query("SELECT pg_export_snapshot()").await? {
+                Ok(rows) => snapshot = first(&rows),
+                Err(e) => return Ok(Err(Decline(e.message))),
+            }
+            tx.snapshot = snapshot.clone();
         }
-        *in_tx = true;
-        match side.query("SELECT pg_export_snapshot()").await? {
-            Ok(rows) => snapshot = first(&rows),
-            Err(e) => return Ok(Err(Decline(e.message))),
-        }
+        _ => {}
     }
     let settings_row = match side.query(catalog::SETTINGS_SQL).await? {
         Ok(rows) => rows.into_iter().next().unwrap_or_default(),
