@@ -44,6 +44,9 @@ const STATEMENTS: &[&str] = &[
      FROM mixed GROUP BY k ORDER BY k",
     "SELECT b, count(*), count(f8), max(f4), min(f8) FROM mixed GROUP BY b ORDER BY b",
     "SELECT bc, count(*), min(id) FROM mixed GROUP BY bc ORDER BY bc",
+    // avg of integers and numerics, printed with PostgreSQL's scale.
+    "SELECT k, avg(n), avg(i2), avg(i4), avg(i8) FROM mixed GROUP BY k ORDER BY k",
+    "SELECT avg(n) FROM mixed WHERE id < 0",
     "SELECT count(*), count(DISTINCT k), count(DISTINCT vc), sum(n), min(iv), max(iv) FROM mixed",
     "SELECT k, count(*) FROM mixed GROUP BY k HAVING count(*) > 300 ORDER BY k",
     // Joins.

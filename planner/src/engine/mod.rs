@@ -29,6 +29,7 @@ mod demo_gen;
 mod demo_words;
 mod error;
 mod params;
+pub mod pg_avg;
 pub mod upstream;
 
 use std::path::Path;
@@ -195,6 +196,8 @@ impl Engine {
             }
         };
         refuse_plan(&plan, &info)?;
+        // avg() of integers and numerics as PostgreSQL prints it.
+        let plan = pg_avg::rewrite(plan).map_err(|e| map_error(&e))?;
 
         let plan = params::type_limit_placeholders(plan)?;
         let param_types = params::parameter_types(&plan)?;

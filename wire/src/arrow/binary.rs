@@ -47,6 +47,10 @@ pub(crate) fn write(v: Value<'_>, ty: u32, out: &mut BytesMut) -> ValueResult<()
                 out.put_u8(1);
                 out.put_slice(s.as_bytes());
             }
+            oid::NUMERIC => {
+                let (neg, digits, scale) = parse_numeric_text(s)?;
+                push_numeric(neg, &digits, scale, out);
+            }
             _ => pg::text_to_sql(s, out),
         },
         Value::Bytes(b) if ty == oid::UUID => {
@@ -68,6 +72,27 @@ pub(crate) fn write(v: Value<'_>, ty: u32, out: &mut BytesMut) -> ValueResult<()
         Value::List(list) => push_array(&list, ty, out)?,
     }
     Ok(())
+}
+
+/// A numeric's text (`-12.50`) as sign, digits and scale.
+fn parse_numeric_text(s: &str) -> ValueResult<(bool, Vec<u8>, i8)> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let valid = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    if !valid {
+        return Err("not a numeric value");
+    }
+    let scale = i8::try_from(frac.len()).map_err(|_| "a numeric scale above 127")?;
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    // No leading zeros (push_numeric groups from the decimal point).
+    let lead = digits.iter().take_while(|&&b| b == b'0').count();
+    digits.drain(..lead.min(digits.len().saturating_sub(1)));
+    Ok((neg, digits, scale))
 }
 
 /// `numeric_send` of `digits` × 10^-`scale` (`digits` ASCII, no sign):

@@ -12,7 +12,7 @@
 use datafusion::arrow::datatypes::{DataType, Field};
 
 /// Field-metadata key naming the PostgreSQL type of a column whose Arrow type
-/// is ambiguous: `"json"`, `"jsonb"` or `"uuid"`.
+/// is ambiguous: `"json"`, `"jsonb"`, `"uuid"` or `"numeric"`.
 ///
 /// * `json` / `jsonb` on a string field (`Utf8`, `LargeUtf8`, `Utf8View`): the
 ///   strings are JSON documents, sent as they are. For `jsonb` they should
@@ -22,6 +22,11 @@ use datafusion::arrow::datatypes::{DataType, Field};
 ///   re-printed canonically) or on `FixedSizeBinary(16)` (the 16 bytes). The
 ///   canonical Arrow extension `ARROW:extension:name = arrow.uuid` on
 ///   `FixedSizeBinary(16)`, and `arrow.json` on a string field, are honoured too.
+///
+/// * `numeric` on a string field: each value is a numeric's text as
+///   PostgreSQL prints it (`-12.50`), sent as is in text format and as
+///   `numeric_send` in binary (for values whose scale Arrow's decimals
+///   cannot carry per row, such as PostgreSQL's `avg`).
 ///
 /// On a list field the key may sit on the list field or on its item field; it
 /// applies to the leaf values (a `List<Utf8>` tagged `uuid` is `uuid[]`).
@@ -163,6 +168,7 @@ fn tagged_type(field: &Field) -> Option<PgType> {
             "json" => Some(JSON),
             "jsonb" => Some(JSONB),
             "uuid" => Some(UUID),
+            "numeric" => Some(NUMERIC),
             _ => None,
         };
     }
