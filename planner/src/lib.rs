@@ -10,6 +10,13 @@
 //!   columns before the upstream sees it.
 //! - [`cacheable`]: what the result cache may keep (candidates, writes,
 //!   hints, fingerprints) and the catalog query that settles a candidate.
+//! - [`engine`]: DataFusion — the embedded demo database, and upstream
+//!   tables as DataFusion tables read in parallel binary-COPY partitions
+//!   (`engine::upstream`), with the check that keeps the engine to what it
+//!   computes exactly as PostgreSQL does (`engine::upstream::faithful`) and
+//!   PostgreSQL's `avg` (`engine::pg_avg`).
+//! - [`pg_compat`]: the PostgreSQL catalog and functions psql and drivers
+//!   expect, emulated over DataFusion's tables, and PostgreSQL-isms rewritten.
 //!
 //! It owns no sockets and no policy: callers decide what to refuse.
 
