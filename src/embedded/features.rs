@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use helios_advisor::{advise, Mode, Options};
@@ -69,7 +71,7 @@ impl<'a> Features<'a> {
         out: &mut BytesMut,
     ) -> Option<Result<Special, PgError>> {
         if let Some(cmd) = advise_command::parse(sql) {
-            return Some(self.advise(cmd).await);
+            return Some(self.advise(db, cmd).await);
         }
         let nl = self.nl?;
         let call = match detect::detect(sql)? {
@@ -79,17 +81,25 @@ impl<'a> Features<'a> {
         Some(self.nl(nl, db, call, out).await)
     }
 
-    async fn advise(&self, cmd: Result<Command, String>) -> Result<Special, PgError> {
+    async fn advise(
+        &self,
+        db: &EmbeddedDb,
+        cmd: Result<Command, String>,
+    ) -> Result<Special, PgError> {
         let cmd = cmd.map_err(|m| PgError::error(SqlState::SYNTAX_ERROR, m))?;
-        let Command::Advise { sql, analyze } = cmd else {
-            return Err(PgError::error(
-                SqlState::FEATURE_NOT_SUPPORTED,
-                "this advisor command needs an upstream PostgreSQL",
-            )
-            .with_hint(
-                "ADVISE <statement> works here; the workload and plan views need [upstream] url.",
-            ));
-        };
+        let (sql, analyze) =
+            match cmd {
+                Command::Advise { sql, analyze } => (sql, analyze),
+                Command::Queries => return queries(db),
+                _ => return Err(PgError::error(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    "this advisor command needs an upstream PostgreSQL",
+                )
+                .with_hint(
+                    "ADVISE <statement> and SHOW HELIOS QUERIES work here; ADVISE WORKLOAD and \
+                     SET helios.advise need [upstream] url.",
+                )),
+            };
         let analyzer = helios_advisor::rules::StaticAnalyzer::new(&self.catalog);
         let mut advice = advise::<crate::session::nl::Side<'_>>(
             &sql,
@@ -251,6 +261,49 @@ impl<'a> Features<'a> {
             ],
         )
     }
+}
+
+/// `SHOW HELIOS QUERIES`: the statements run so far, by shape.
+fn queries(db: &EmbeddedDb) -> Result<Special, PgError> {
+    let all = db.log.snapshot();
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 100_000.0).round() / 100.0;
+    let schema = Schema::new(vec![
+        Field::new("fingerprint", DataType::Utf8, true),
+        Field::new("query", DataType::Utf8, true),
+        Field::new("calls", DataType::Int64, true),
+        Field::new("total_ms", DataType::Float64, true),
+        Field::new("mean_ms", DataType::Float64, true),
+        Field::new("max_ms", DataType::Float64, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("cache_hits", DataType::Int64, true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(all.iter().map(|q| {
+            helios_planner::cacheable::fingerprint_id(q.fingerprint)
+        }))),
+        Arc::new(StringArray::from_iter_values(
+            all.iter().map(|q| q.text.clone()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            all.iter().map(|q| q.calls as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            all.iter().map(|q| ms(q.total)),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            all.iter().map(|q| ms(q.mean())),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            all.iter().map(|q| ms(q.max)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            all.iter().map(|q| q.rows as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            all.iter().map(|q| q.cache_hits as i64),
+        )),
+    ];
+    batch(schema, columns)
 }
 
 fn batch(schema: Schema, columns: Vec<ArrayRef>) -> Result<Special, PgError> {

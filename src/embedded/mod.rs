@@ -42,6 +42,8 @@ pub struct EmbeddedDb {
     pub database: String,
     /// The demo tables as a catalog, for `ADVISE` and natural language.
     pub catalog: Arc<helios_planner::Catalog>,
+    /// Per-shape statistics of the statements run (`SHOW HELIOS QUERIES`).
+    pub log: helios_advisor::workload::QueryLog,
 }
 
 impl EmbeddedDb {
@@ -94,6 +96,7 @@ impl EmbeddedDb {
         Ok(EmbeddedDb {
             engine: Arc::new(engine),
             catalog: Arc::new(helios_planner::engine::demo_catalog(database)),
+            log: Default::default(),
             runtime,
             database: database.to_string(),
         })

@@ -39,6 +39,8 @@ struct Portal {
     sent: u64,
     /// All its rows were sent: executing it again sends none.
     done: bool,
+    /// When it started running (for SHOW HELIOS QUERIES).
+    started: Option<std::time::Instant>,
 }
 
 pub struct Session<'a> {
@@ -204,6 +206,7 @@ impl<'a> Session<'a> {
                 running: None,
                 sent: 0,
                 done: false,
+                started: None,
             };
             if !self.run_portal(&mut portal, 0, true).await? {
                 return Ok(());
@@ -347,6 +350,7 @@ impl<'a> Session<'a> {
                 running: None,
                 sent: 0,
                 done: false,
+                started: None,
             },
         ))
     }
@@ -473,6 +477,7 @@ impl<'a> Session<'a> {
                     return Ok(true);
                 }
                 if portal.running.is_none() {
+                    portal.started = Some(std::time::Instant::now());
                     match self.db.start(&prepared, &portal.params).await {
                         Ok(r) => portal.running = Some(r),
                         Err(e) => {
@@ -528,6 +533,15 @@ impl<'a> Session<'a> {
                         }
                         Step::Done => {
                             command_complete(&format!("SELECT {}", portal.sent), &mut self.out);
+                            if let Some(started) = portal.started {
+                                self.db.log.record(
+                                    helios_planner::cacheable::fingerprint(&prepared.sql),
+                                    &prepared.sql,
+                                    started.elapsed(),
+                                    portal.sent,
+                                    false,
+                                );
+                            }
                             portal.running = None;
                             portal.done = true;
                             return Ok(true);

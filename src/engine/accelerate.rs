@@ -117,6 +117,11 @@ impl Accelerations {
         self.deps.cache.is_some()
     }
 
+    /// No table is accelerated.
+    pub fn is_empty(&self) -> bool {
+        self.entries.read().expect("accelerations").is_empty()
+    }
+
     /// Memory the copies hold now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)

@@ -73,7 +73,8 @@ pub fn decide(
 ) -> Option<RouteDecision> {
     let config = &svc.config;
     let maybe_hint = text.contains("/*+");
-    if !maybe_hint && !session_on && config.route.is_empty() && !config.auto {
+    let auto = config.auto && !svc.accelerations.is_empty();
+    if !maybe_hint && !session_on && config.route.is_empty() && !auto {
         return None;
     }
     let h = if maybe_hint {
@@ -117,7 +118,7 @@ pub fn decide(
         })
     }) {
         Reason::Rule
-    } else if config.auto
+    } else if auto
         && !info.relations.is_empty()
         && info
             .relations
@@ -161,7 +162,7 @@ fn analytical(stmt: &Statement, functions: &[sql::FunctionRef]) -> bool {
         || s.distinct.is_some()
         || s.from.len() > 1
         || s.from.iter().any(|t| !t.joins.is_empty())
-        || s.named_window.len() > 0
+        || !s.named_window.is_empty()
         || s.projection
             .iter()
             .any(|p| p.to_string().to_ascii_lowercase().contains(" over "))

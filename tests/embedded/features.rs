@@ -47,6 +47,20 @@ async fn advise_gives_the_static_findings() {
     );
     // What needs an upstream says so.
     assert_eq!(sqlstate_of(&c, "ADVISE WORKLOAD").await, "0A000");
+    // SHOW HELIOS QUERIES counts what ran, by shape.
+    for id in [1, 2, 3] {
+        rows(&c, &format!("SELECT name FROM regions WHERE id = {id}")).await;
+    }
+    let q = rows(&c, "SHOW HELIOS QUERIES").await;
+    let shape = q
+        .iter()
+        .find(|r| {
+            r[1].as_deref()
+                .is_some_and(|t| t.contains("FROM regions WHERE id"))
+        })
+        .unwrap_or_else(|| panic!("{q:?}"));
+    assert_eq!(shape[2].as_deref(), Some("3"), "calls: {shape:?}");
+    assert_eq!(shape[6].as_deref(), Some("3"), "rows: {shape:?}");
     // The session is fine afterwards.
     assert_eq!(value(&c, "SELECT count(*) FROM regions").await, "5");
 }
