@@ -147,17 +147,31 @@ impl Drop for EmbeddedDb {
     }
 }
 
+/// Who a session serves and what it may take.
+pub struct Client<'a> {
+    pub user: &'a str,
+    pub params: &'a StartupParams,
+    /// The cancel key the client is told.
+    pub key: ClientKey,
+    pub max_message: usize,
+    /// Raised by the client's cancel requests.
+    pub cancel: std::sync::Arc<crate::upstream::CancelSignal>,
+}
+
 /// Serve one authenticated client: the greeting, then its queries.
 pub async fn serve(
     db: &EmbeddedDb,
     stream: &mut ClientStream,
-    user: &str,
-    params: &StartupParams,
-    key: ClientKey,
-    max_message: usize,
-    cancel: std::sync::Arc<crate::upstream::CancelSignal>,
+    client: Client<'_>,
     features: features::Features<'_>,
 ) -> std::io::Result<()> {
+    let Client {
+        user,
+        params,
+        key,
+        max_message,
+        cancel,
+    } = client;
     let startup: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -100,14 +100,17 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             let signal = target.requested.clone();
             server.cancels.set_target(key, Some(target));
             let max_message = server.config.server.max_message_size;
+            let client = crate::embedded::Client {
+                user: &user,
+                params: &params,
+                key,
+                max_message,
+                cancel: signal,
+            };
             let served = crate::embedded::serve(
                 db,
                 &mut stream,
-                &user,
-                &params,
-                key,
-                max_message,
-                signal,
+                client,
                 crate::embedded::features::Features::new(
                     db,
                     server.nl.as_ref(),

@@ -4,7 +4,7 @@
 //! result's scale from the operands' magnitudes (`select_div_scale`: at
 //! least 16 significant digits, more for small quotients) and rounding the
 //! last digit half away from zero; DataFusion's `avg` keeps the input scale
-//! + 4 and truncates. So `avg(numeric(15,2))` over TPC-H's quantities is
+//! plus 4 and truncates. So `avg(numeric(15,2))` over TPC-H's quantities is
 //! `25.5074626865671642` upstream and `25.507462` in DataFusion.
 //!
 //! [`PgAvg`] accumulates the exact sum (i128) and count and produces
