@@ -20,11 +20,15 @@ pub struct Resolved {
     pub temporary: bool,
 }
 
-/// The settings that change how text values print, and the snapshot.
+/// The settings that change how text values print, who the session is,
+/// and how the database orders text (its `LC_COLLATE`, and a probe that
+/// also catches ICU databases: bytewise order puts `B` before `a`).
 pub const SETTINGS_SQL: &str = "SELECT current_setting('TimeZone'), current_setting('DateStyle'), \
      current_setting('IntervalStyle'), current_setting('extra_float_digits'), \
      current_setting('bytea_output'), current_setting('client_encoding'), \
-     current_setting('server_encoding'), session_user, current_user";
+     current_setting('server_encoding'), session_user, current_user, \
+     (SELECT datcollate FROM pg_database WHERE datname = current_database()), \
+     'a' < 'B'";
 
 /// The catalog query for `refs` (resolved through the session's
 /// search_path, as the statement's own names would be).

@@ -99,6 +99,17 @@ impl EngineService {
                 .map_err(|e| anyhow::anyhow!("engine.tables \"{}\": {e}", t.name))?;
             files.push((t.name.clone(), provider));
         }
+        let reaped = Arc::downgrade(&workers);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                match reaped.upgrade() {
+                    Some(w) => w.reap(),
+                    None => return,
+                }
+            }
+        });
         let service = Arc::new(EngineService {
             config: config.clone(),
             runtime,

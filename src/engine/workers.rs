@@ -79,9 +79,13 @@ impl Workers {
         }
     }
 
-    /// Connections idle now (for an operator).
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().expect("idle workers").len()
+    /// Close connections idle past the timeout; run periodically, so that
+    /// a burst of engine statements leaves no connections open for long.
+    pub fn reap(&self) {
+        self.idle
+            .lock()
+            .expect("idle workers")
+            .retain(|i| i.since.elapsed() < IDLE_TIMEOUT);
     }
 
     async fn acquire(&self, login: &WorkerLogin) -> Result<Worker, DataFusionError> {

@@ -283,3 +283,50 @@ async fn every_kind_of_relation_reads_in_full() {
     )
     .await;
 }
+
+/// A database that orders text linguistically (ICU): sorting and comparing
+/// text stays with PostgreSQL; grouping and equality run in the engine.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_order_follows_the_databases_collation() {
+    let pg = PgServer::start();
+    pg.psql(
+        "CREATE DATABASE coll TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C'",
+    );
+    let out = crate::common::psql(
+        pg.port,
+        "postgres",
+        &[
+            "-d",
+            "coll",
+            "-c",
+            "CREATE TABLE words (w text); INSERT INTO words VALUES ('b'), ('A'), ('a'), ('B');",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = Helios::start(&pg, "");
+    let conn = h
+        .conn_str("postgres")
+        .replace("dbname=postgres", "dbname=coll");
+    let c = crate::common::connect(&conn).await;
+    // PostgreSQL's order (a A b B), not bytes' (A B a b).
+    let (ran, got) = run(&h, &c, "/*+ engine */ SELECT w FROM words ORDER BY w").await;
+    assert_eq!(ran, Ran::Declined);
+    let order: Vec<_> = got.into_iter().map(|r| r[0].clone().unwrap()).collect();
+    assert_eq!(order, ["a", "A", "b", "B"]);
+    let (ran, got) = run(&h, &c, "/*+ engine */ SELECT max(w) FROM words").await;
+    assert_eq!((ran, got), (Ran::Declined, vec![vec![Some("B".into())]]));
+    // Equality and grouping do not depend on the collation.
+    let (ran, got) = run(
+        &h,
+        &c,
+        "/*+ engine */ SELECT count(*) FROM words WHERE w = 'a'",
+    )
+    .await;
+    assert_eq!((ran, got), (Ran::Federated, vec![vec![Some("1".into())]]));
+    let (ran, got) = run(&h, &c, "/*+ engine */ SELECT count(DISTINCT w) FROM words").await;
+    assert_eq!((ran, got), (Ran::Federated, vec![vec![Some("4".into())]]));
+}

@@ -368,7 +368,12 @@ pub(super) async fn prepare(
         Ok(p) => p,
         Err(e) => return Ok(Err(Decline(e.message))),
     };
-    if let Err(why) = helios_planner::engine::upstream::faithful::check(&plan) {
+    use helios_planner::engine::upstream::faithful::TextOrder;
+    let text_order = match (TextOrder::of(&setting(9)), setting(10).as_str()) {
+        (TextOrder::Bytewise, "f") => TextOrder::Bytewise,
+        _ => TextOrder::Collated,
+    };
+    if let Err(why) = helios_planner::engine::upstream::faithful::check(&plan, text_order) {
         return Ok(Err(Decline(why)));
     }
     Ok(Ok((engine, prepared, text_settings, registered)))

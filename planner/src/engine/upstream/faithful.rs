@@ -67,12 +67,38 @@ const AGGREGATE_OK: &[&str] = &[
 /// Window functions whose results equal PostgreSQL's.
 const WINDOW_OK: &[&str] = &["row_number", "rank", "dense_rank", "lag", "lead"];
 
+/// How the upstream orders text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextOrder {
+    /// By bytes (`C`, `POSIX`, `C.UTF-8`): as DataFusion does.
+    Bytewise,
+    /// By a linguistic collation (`en_US.UTF-8`, ICU): only PostgreSQL
+    /// knows the order, so DataFusion must not sort or compare text by it.
+    Collated,
+}
+
+impl TextOrder {
+    /// The order of a database whose `LC_COLLATE` is `collate`.
+    pub fn of(collate: &str) -> TextOrder {
+        match collate.to_ascii_lowercase().as_str() {
+            "c" | "posix" | "c.utf-8" | "c.utf8" | "ucs_basic" => TextOrder::Bytewise,
+            _ => TextOrder::Collated,
+        }
+    }
+}
+
 /// `Err(reason)` when the plan uses something whose result may differ from
-/// PostgreSQL's.
-pub fn check(plan: &LogicalPlan) -> Result<(), String> {
+/// PostgreSQL's. Text is compared and sorted in DataFusion only when the
+/// upstream orders it by bytes too (filters PostgreSQL evaluates itself are
+/// fine either way).
+pub fn check(plan: &LogicalPlan, text: TextOrder) -> Result<(), String> {
     let mut problem = None;
     let _ = plan.apply_with_subqueries(|node| {
-        if let Err(p) = check_node(node) {
+        let verdict = check_node(node).and_then(|()| match text {
+            TextOrder::Bytewise => Ok(()),
+            TextOrder::Collated => check_text_order(node),
+        });
+        if let Err(p) = verdict {
             problem = Some(p);
             return Ok(TreeNodeRecursion::Stop);
         }
@@ -132,6 +158,61 @@ fn check_node(node: &LogicalPlan) -> Result<(), String> {
                 return Err("a join on a char(n) column".into());
             }
         }
+    }
+    Ok(())
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Under a linguistic collation: no sorting, ordering comparison, min/max
+/// or greatest/least of text in DataFusion.
+fn check_text_order(node: &LogicalPlan) -> Result<(), String> {
+    const WHY: &str = "an order of text (the database's collation is not bytewise)";
+    if matches!(node, LogicalPlan::TableScan(_)) {
+        return Ok(());
+    }
+    let mut schema = DFSchema::empty();
+    for input in node.inputs() {
+        schema.merge(input.schema());
+    }
+    schema.merge(node.schema());
+    let text = |e: &Expr| e.get_type(&schema).map(|t| is_text(&t)).unwrap_or(true);
+    if let LogicalPlan::Sort(s) = node {
+        if s.expr.iter().any(|k| text(&k.expr)) {
+            return Err(WHY.into());
+        }
+    }
+    let mut bad = false;
+    let _ = node.apply_expressions(|e| {
+        e.apply(|sub| {
+            bad |= match sub {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                    matches!(
+                        op,
+                        Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+                    ) && (text(left) || text(right))
+                }
+                Expr::Between(b) => text(&b.expr),
+                Expr::AggregateFunction(f) => {
+                    matches!(f.func.name(), "min" | "max") && f.params.args.iter().any(|a| text(a))
+                }
+                Expr::WindowFunction(w) => w.params.order_by.iter().any(|k| text(&k.expr)),
+                Expr::ScalarFunction(f) => {
+                    matches!(f.func.name(), "greatest" | "least") && f.args.iter().any(|a| text(a))
+                }
+                _ => false,
+            };
+            Ok(if bad {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })
+    });
+    if bad {
+        return Err(WHY.into());
     }
     Ok(())
 }
@@ -340,7 +421,30 @@ pub(super) mod tests {
     async fn verdict(sql: &str) -> Result<(), String> {
         let e = engine();
         let p = e.prepare(sql).await.expect(sql);
-        check(&e.optimized(&p).unwrap())
+        check(&e.optimized(&p).unwrap(), TextOrder::Bytewise)
+    }
+
+    #[tokio::test]
+    async fn a_collated_database_keeps_text_order_in_postgresql() {
+        let e = engine();
+        for (sql, ok) in [
+            ("SELECT s, count(*) FROM t GROUP BY s", true),
+            ("SELECT count(*) FROM t WHERE s = 'x'", true),
+            ("SELECT count(*) FROM t WHERE s > 'x'", true), // pushed to PostgreSQL
+            ("SELECT s FROM t ORDER BY s", false),
+            ("SELECT max(s) FROM t", false),
+            (
+                "SELECT a.i4 FROM t a JOIN t b ON a.i4 = b.i4 WHERE a.s < b.s",
+                false,
+            ),
+            ("SELECT row_number() OVER (ORDER BY s) FROM t", false),
+        ] {
+            let p = e.prepare(sql).await.expect(sql);
+            let verdict = check(&e.optimized(&p).unwrap(), TextOrder::Collated);
+            assert_eq!(verdict.is_ok(), ok, "{sql}: {verdict:?}");
+        }
+        assert_eq!(TextOrder::of("C"), TextOrder::Bytewise);
+        assert_eq!(TextOrder::of("en_US.UTF-8"), TextOrder::Collated);
     }
 
     #[tokio::test]
