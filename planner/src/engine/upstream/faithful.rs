@@ -196,11 +196,11 @@ fn check_text_order(node: &LogicalPlan) -> Result<(), String> {
                 }
                 Expr::Between(b) => text(&b.expr),
                 Expr::AggregateFunction(f) => {
-                    matches!(f.func.name(), "min" | "max") && f.params.args.iter().any(|a| text(a))
+                    matches!(f.func.name(), "min" | "max") && f.params.args.iter().any(&text)
                 }
                 Expr::WindowFunction(w) => w.params.order_by.iter().any(|k| text(&k.expr)),
                 Expr::ScalarFunction(f) => {
-                    matches!(f.func.name(), "greatest" | "least") && f.args.iter().any(|a| text(a))
+                    matches!(f.func.name(), "greatest" | "least") && f.args.iter().any(&text)
                 }
                 _ => false,
             };
