@@ -1,10 +1,10 @@
-//! Where the engine's answer is not PostgreSQL's. Each test states the
-//! PostgreSQL behaviour and is ignored while Helios gets it wrong (see the
-//! reasons); run them with `cargo test --test engine -- --ignored`.
-//!
-//! The assertion is only that the outcome (rows as text, or the SQLSTATE)
-//! through `/*+ engine */` equals PostgreSQL's: running the statement in
-//! DataFusion correctly and declining it (relaying) both fix them.
+//! Where DataFusion and PostgreSQL differ (char(n) padding, timestamp
+//! literals, function details, integer overflow, rounding casts, interval
+//! comparison, text of casts, result types, infinite and NaN values): each
+//! test pins that the outcome through `/*+ engine */` (rows as text, or the
+//! SQLSTATE) equals PostgreSQL's, whether the engine computes it or
+//! declines and relays it (`upstream::faithful`, and the fallback when the
+//! engine fails before the first row).
 
 use tokio_postgres::Client;
 

@@ -12,8 +12,9 @@
 //! - `accelerate`: accelerated tables: lifecycle, `engine.auto`, the
 //!   memory limit, configured accelerations;
 //! - `stale`: writes through Helios make a copy stale at once;
-//! - `differences`: where the engine's answer is not PostgreSQL's (ignored
-//!   tests, one per known bug: `cargo test --test engine -- --ignored`).
+//! - `differences`: where DataFusion and PostgreSQL differ, the answer is
+//!   still PostgreSQL's (computed alike, or relayed);
+//! - `extended`: the extended protocol (parameters, binary results).
 //!
 //! Where a statement ran is read from Helios's debug log (`support`).
 
