@@ -201,6 +201,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                             login.params.clone(),
                             login.password.clone(),
                         ),
+                        server.advisor.as_ref().map(|a| a.log.clone()),
                     )
                 }),
                 stats: server

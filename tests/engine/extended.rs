@@ -73,3 +73,38 @@ async fn prepared_statements_with_parameters_run_in_the_engine() {
     assert_eq!(ran_since(&h, &before, "in a transaction"), Ran::Relayed);
     exec(&c, "ROLLBACK").await;
 }
+
+/// Statements the engine answers count in SHOW HELIOS QUERIES (the
+/// advisor's workload view), in both protocols.
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_statements_count_in_show_helios_queries() {
+    let (_pg, h) = start(ITEMS, "");
+    let c = h.connect().await;
+    for id in [10, 20, 30] {
+        let sql = format!("/*+ engine */ SELECT count(*) FROM items WHERE id > {id}");
+        assert_eq!(run(&h, &c, &sql).await.0, Ran::Federated);
+    }
+    exec(&c, "SET helios.engine = on").await;
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM items WHERE id < $1", &[&50i32])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 49);
+    let q = rows(&c, "SHOW HELIOS QUERIES").await;
+    let calls = |needle: &str| {
+        q.iter()
+            .find(|r| r[1].as_deref().is_some_and(|t| t.contains(needle)))
+            .map(|r| (r[2].clone().unwrap(), r[6].clone().unwrap()))
+    };
+    assert_eq!(
+        calls("WHERE id >"),
+        Some(("3".to_string(), "3".to_string())),
+        "{q:?}"
+    );
+    assert_eq!(
+        calls("WHERE id <"),
+        Some(("1".to_string(), "1".to_string())),
+        "{q:?}"
+    );
+}

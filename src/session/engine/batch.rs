@@ -55,6 +55,8 @@ pub(super) struct EnginePortal {
     done: bool,
     /// Where its rows come from, for the log and metrics.
     route: &'static str,
+    /// When its first Execute started (for SHOW HELIOS QUERIES).
+    started: Option<std::time::Instant>,
 }
 
 /// The engine's statements and portals of a session.
@@ -250,6 +252,7 @@ async fn step(
                             sent: 0,
                             done: false,
                             route: "federated",
+                            started: None,
                         },
                     );
                     results::bind_complete(&mut b.out);
@@ -397,6 +400,7 @@ async fn execute(
         return Ok(());
     }
     if portal.running.is_none() {
+        portal.started = Some(std::time::Instant::now());
         let stmt = portal.stmt.clone();
         let ready = run::prepare(relay, st, &stmt.sql, &stmt.decision, Some(&mut b.tx)).await?;
         let (engine, prepared, settings, registered) = match ready {
@@ -475,6 +479,9 @@ async fn execute(
                 route = portal.route,
                 "engine statement done"
             );
+            if let Some(started) = portal.started {
+                st.record(&portal.stmt.sql, started.elapsed(), portal.sent);
+            }
             results::command_complete(&format!("SELECT {}", portal.sent), &mut b.out);
             portal.running = None;
             portal.done = true;

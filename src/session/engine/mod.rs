@@ -56,6 +56,9 @@ pub struct EngineState {
     given_back: bool,
     /// Statements and portals of the extended protocol.
     ext: batch::Extended,
+    /// The advisor's per-shape statistics (`SHOW HELIOS QUERIES`), which
+    /// count the statements the engine answers too.
+    log: Option<Arc<helios_advisor::workload::QueryLog>>,
 }
 
 /// What a run needs from the session.
@@ -66,7 +69,12 @@ pub struct Ctx<'a> {
 }
 
 impl EngineState {
-    pub fn new(svc: Arc<EngineService>, database: &str, login: WorkerLogin) -> Self {
+    pub fn new(
+        svc: Arc<EngineService>,
+        database: &str,
+        login: WorkerLogin,
+        log: Option<Arc<helios_advisor::workload::QueryLog>>,
+    ) -> Self {
         EngineState {
             svc,
             database: database.to_string(),
@@ -78,6 +86,15 @@ impl EngineState {
             wanted: Wanted::Nothing,
             given_back: false,
             ext: batch::Extended::default(),
+            log,
+        }
+    }
+
+    /// A statement the engine answered, for `SHOW HELIOS QUERIES`.
+    fn record(&self, text: &str, took: std::time::Duration, rows: u64) {
+        if let Some(log) = &self.log {
+            let fingerprint = helios_planner::cacheable::fingerprint(text);
+            log.record(fingerprint, text, took, rows, false);
         }
     }
 

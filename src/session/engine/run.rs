@@ -126,6 +126,9 @@ pub(super) async fn run(
     if in_tx {
         end_tx(relay).await?;
     }
+    if failed.is_none() {
+        st.record(&text, started.elapsed(), rows);
+    }
     let status = if failed.is_some() { "error" } else { "ok" };
     let route = if registered.scanned.is_empty() {
         "accelerated"
