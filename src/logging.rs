@@ -11,8 +11,12 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
         _ => EnvFilter::try_new(&cfg.level),
     }
     .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
+    // Colours only on a terminal: a log file or a pipe gets plain text
+    // that grep and log shippers read as written.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match cfg.format {
         LogFormat::Text => builder.try_init(),
