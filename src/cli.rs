@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError};
 
 /// Helios: a PostgreSQL-wire-compatible SQL proxy.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "helios", version, about)]
 pub struct Cli {
     /// Configuration file (TOML). Defaults apply without one.
@@ -27,7 +27,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Validate a configuration file and print the effective configuration,
     /// secrets redacted.

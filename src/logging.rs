@@ -1,14 +1,22 @@
-//! Log output through `tracing`: human-readable text or JSON lines.
+//! Log output through `tracing`: human-readable text or JSON lines, with a
+//! level a reload can change.
+
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Changes the running filter (`log.level` on reload).
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+static SET_FILTER: OnceLock<SetFilter> = OnceLock::new();
+
 /// Install the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
 pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(f) if !f.is_empty() => EnvFilter::try_new(f),
-        _ => EnvFilter::try_new(&cfg.level),
+    let filter = match env_override() {
+        Some(f) => EnvFilter::try_new(f),
+        None => EnvFilter::try_new(&cfg.level),
     }
     .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
     // Colours only on a terminal: a log file or a pipe gets plain text
@@ -19,8 +27,39 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match cfg.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            let _ = SET_FILTER.set(Box::new(move |f| {
+                handle.reload(f).map_err(|e| e.to_string())
+            }));
+            builder.try_init()
+        }
+        LogFormat::Json => {
+            let builder = builder.json().flatten_event(true).with_filter_reloading();
+            let handle = builder.reload_handle();
+            let _ = SET_FILTER.set(Box::new(move |f| {
+                handle.reload(f).map_err(|e| e.to_string())
+            }));
+            builder.try_init()
+        }
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+fn env_override() -> Option<String> {
+    std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty())
+}
+
+/// Apply a reloaded `log.level` (unless `RUST_LOG` rules, or no logger
+/// was installed by [`init`]).
+pub fn set_level(level: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?;
+    if env_override().is_some() {
+        return Ok(());
+    }
+    match SET_FILTER.get() {
+        Some(set) => set(filter),
+        None => Ok(()),
+    }
 }

@@ -39,6 +39,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     helios::logging::init(&config.log)?;
     let server = helios::server::Server::new(config)?;
+    let cli = cli.clone();
+    server.set_loader(Box::new(move || cli.load_config(None)));
     server.serve(shutdown_signal())
 }
 

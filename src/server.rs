@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -31,11 +33,23 @@ pub struct ServerTls {
     pub certificate_pem: Vec<u8>,
 }
 
+/// How clients authenticate (reloadable).
+pub struct AuthState {
+    pub method: AuthMethod,
+    pub users: HashMap<String, UserEntry>,
+}
+
+/// Reads the configuration again (file, environment, command line) for a reload.
+pub type ConfigLoader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync>;
+
 /// State shared by all sessions.
 pub struct Server {
+    /// The configuration Helios started with. Settings a reload can change
+    /// are read from [`Server::config_now`] instead.
     pub config: Config,
-    pub auth_method: AuthMethod,
-    pub users: HashMap<String, UserEntry>,
+    /// The running configuration: `config` with reloaded live settings.
+    current: ArcSwap<Config>,
+    auth: ArcSwap<AuthState>,
     pub tls: Option<ServerTls>,
     /// The upstream's connection pool; `None` when no upstream is
     /// configured and Helios serves its embedded database instead.
@@ -55,6 +69,11 @@ pub struct Server {
     clients: Arc<AtomicUsize>,
     /// Secret for decoy credentials of unknown users.
     pub decoy_key: [u8; 32],
+    /// Clients, counters, pause/drain, audit.
+    pub ops: Arc<crate::ops::Ops>,
+    loader: OnceLock<ConfigLoader>,
+    /// The last upstream probe (readiness), kept for a second.
+    probed: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 /// A client's place in the connection count; freed on drop.
@@ -99,34 +118,7 @@ impl Server {
             }
             _ => None,
         };
-        let users = config
-            .auth
-            .users
-            .iter()
-            .map(|u| {
-                let credential = match (&u.password, &u.secret) {
-                    (Some(p), _) => Some(Credential::from_password(p)),
-                    (None, Some(s)) => {
-                        Some(Credential::from_stored(s).map_err(anyhow::Error::msg)?)
-                    }
-                    (None, None) => None,
-                };
-                let upstream_password = u.upstream_password.clone().or_else(|| u.password.clone());
-                Ok((
-                    u.name.clone(),
-                    UserEntry {
-                        credential,
-                        upstream_password,
-                    },
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let auth_method = match config.auth.method {
-            AuthMethodName::Trust => AuthMethod::Trust,
-            AuthMethodName::Md5 => AuthMethod::Md5,
-            AuthMethodName::ScramSha256 => AuthMethod::ScramSha256,
-            AuthMethodName::Upstream => AuthMethod::Upstream,
-        };
+        let auth = auth_state(&config)?;
         let embedded = match &target {
             Some(_) => None,
             None => Some(Arc::new(crate::embedded::EmbeddedDb::demo(
@@ -158,14 +150,18 @@ impl Server {
             )?),
             None => None,
         };
+        let ops = crate::ops::Ops::new(&config)?;
         Ok(Arc::new(Server {
             nl,
             cache,
             advisor,
             engine,
+            current: ArcSwap::from_pointee(config.clone()),
             config,
-            auth_method,
-            users,
+            auth: ArcSwap::from_pointee(auth),
+            ops,
+            loader: OnceLock::new(),
+            probed: tokio::sync::Mutex::new(None),
             tls,
             pool,
             embedded,
@@ -175,9 +171,99 @@ impl Server {
         }))
     }
 
+    /// The running configuration (live settings as last reloaded).
+    pub fn config_now(&self) -> Arc<Config> {
+        self.current.load_full()
+    }
+
+    /// How clients authenticate now.
+    pub fn auth(&self) -> Arc<AuthState> {
+        self.auth.load_full()
+    }
+
+    /// Where reloads read the configuration from (set once, by `main`).
+    pub fn set_loader(&self, loader: ConfigLoader) {
+        let _ = self.loader.set(loader);
+    }
+
+    /// Read the configuration again and apply its live settings. An
+    /// invalid file changes nothing.
+    pub fn reload(&self) -> Result<crate::ops::reload::ReloadReport, String> {
+        let result = match self.loader.get() {
+            None => Err("Helios was started without a configuration source to reload".to_string()),
+            Some(load) => load()
+                .map_err(|e| e.to_string())
+                .and_then(|new| self.apply(&new)),
+        };
+        let status = match &result {
+            Ok(report) => {
+                tracing::info!(changes = %report.describe(), "configuration reloaded");
+                metrics::counter!("helios_config_reloads_total", "status" => "ok").increment(1);
+                crate::ops::ReloadStatus {
+                    at: std::time::SystemTime::now(),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; the running configuration is kept");
+                metrics::counter!("helios_config_reloads_total", "status" => "error").increment(1);
+                crate::ops::ReloadStatus {
+                    at: std::time::SystemTime::now(),
+                    error: Some(e.clone()),
+                }
+            }
+        };
+        *self.ops.last_reload.lock().expect("last reload") = Some(status);
+        result
+    }
+
+    /// Swap in `new`'s live settings.
+    pub fn apply(&self, new: &Config) -> Result<crate::ops::reload::ReloadReport, String> {
+        let running = self.config_now();
+        let (effective, report) = crate::ops::reload::merge(&running, new);
+        let auth = auth_state(&effective).map_err(|e| e.to_string())?;
+        crate::logging::set_level(&effective.log.level)?;
+        self.auth.store(Arc::new(auth));
+        if let Some(pool) = &self.pool {
+            pool.set_config(effective.pool.clone());
+        }
+        if let Some(cache) = &self.cache {
+            cache.set_ttl(effective.cache.ttl);
+        }
+        self.ops
+            .set_slow_query_threshold(effective.log.slow_query_threshold);
+        self.current.store(Arc::new(effective));
+        Ok(report)
+    }
+
+    /// Whether the upstream accepts connections (cached for a second).
+    pub async fn upstream_ready(&self) -> Result<(), String> {
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        let mut probed = self.probed.lock().await;
+        if let Some((at, r)) = &*probed {
+            if at.elapsed() < Duration::from_secs(1) {
+                return r.clone();
+            }
+        }
+        let limit = pool.target().connect_timeout.min(Duration::from_secs(3));
+        let r = match tokio::time::timeout(limit, crate::upstream::probe(pool.target())).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "no answer within {}",
+                humantime::format_duration(limit)
+            )),
+        };
+        metrics::gauge!("helios_upstream_up").set(if r.is_ok() { 1.0 } else { 0.0 });
+        *probed = Some((Instant::now(), r.clone()));
+        r
+    }
+
     /// The password Helios uses upstream for `user`, when the client did not give one.
     pub fn upstream_password(&self, user: &str) -> Option<String> {
         if let Some(p) = self
+            .auth()
             .users
             .get(user)
             .and_then(|u| u.upstream_password.clone())
@@ -194,7 +280,7 @@ impl Server {
         let n = self.clients.fetch_add(1, Ordering::AcqRel) + 1;
         ClientSlot {
             clients: self.clients.clone(),
-            over: n > self.config.server.max_client_conn,
+            over: n > self.config_now().server.max_client_conn,
         }
     }
 
@@ -245,7 +331,7 @@ impl Server {
             Some(p) => p.target().describe(),
             None => "none: serving the embedded demo database".to_string(),
         };
-        let user = if self.pool.is_none() && self.users.is_empty() {
+        let user = if self.pool.is_none() && self.auth().users.is_empty() {
             "helios"
         } else {
             "<user>"
@@ -268,6 +354,13 @@ impl Server {
         );
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // The admin endpoint outlives the listeners: readiness must answer
+        // 503 "draining" while sessions finish.
+        let (admin_stop_tx, admin_stop_rx) = tokio::sync::watch::channel(false);
+        let admin = crate::admin::start(self.clone(), admin_stop_rx)?;
+        if let Some((addr, _)) = &admin {
+            tracing::info!(%addr, "admin endpoint: /health/*, /metrics, /admin/*");
+        }
         let threads = others
             .into_iter()
             .enumerate()
@@ -279,6 +372,7 @@ impl Server {
                     .spawn(move || rt.block_on(server.event_loop_main(listener, None, stop)))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        self.ops.serving.store(true, Ordering::Release);
 
         let unix_path = unix.as_ref().map(|(_, p)| p.clone());
         first.block_on(async {
@@ -293,6 +387,7 @@ impl Server {
                     }
                 })
             };
+            let hangup = tokio::spawn(reload_on_sighup(self.clone()));
             let main_loop = self
                 .clone()
                 .event_loop_main(tcp, unix.map(|(l, _)| l), stop_rx);
@@ -300,17 +395,30 @@ impl Server {
             tokio::select! {
                 _ = &mut main_loop => {}
                 _ = shutdown => {
+                    // Sessions end as soon as they are idle; transactions
+                    // under way get until the deadline.
+                    let limit = self.config_now().server.shutdown_timeout;
+                    self.ops.lifecycle.drain(Instant::now() + limit);
                     let _ = stop_tx.send(true);
                     main_loop.await;
                 }
             }
+            hangup.abort();
             reaper.abort();
             if let Some(pool) = &self.pool {
                 pool.close_idle().await;
             }
         });
+        let _ = stop_tx.send(true);
         for t in threads {
             let _ = t.join();
+        }
+        let _ = admin_stop_tx.send(true);
+        if let Some((_, t)) = admin {
+            let _ = t.join();
+        }
+        if let Some(audit) = &self.ops.audit {
+            audit.flush();
         }
         if let Some(path) = unix_path {
             let _ = std::fs::remove_file(path);
@@ -360,7 +468,15 @@ impl Server {
         }
         drop(tcp);
         drop(unix);
-        let deadline = Instant::now() + self.config.server.shutdown_timeout;
+        // Sessions end themselves by the drain deadline; a little more
+        // time lets them say so (FATAL 57P01) and close.
+        let deadline = self
+            .ops
+            .lifecycle
+            .phase()
+            .draining
+            .unwrap_or_else(|| Instant::now() + self.config_now().server.shutdown_timeout)
+            + Duration::from_secs(2);
         let open = self.client_count();
         if open > 0 {
             tracing::info!(
@@ -374,8 +490,54 @@ impl Server {
     }
 
     fn spawn_session(self: Arc<Self>, stream: ClientStream, peer: String) {
+        metrics::counter!("helios_client_connections_total").increment(1);
         let slot = self.take_slot();
         tokio::spawn(crate::session::serve(self, stream, slot, peer));
+    }
+}
+
+/// Users and method from `[auth]`.
+fn auth_state(config: &Config) -> anyhow::Result<AuthState> {
+    let users = config
+        .auth
+        .users
+        .iter()
+        .map(|u| {
+            let credential = match (&u.password, &u.secret) {
+                (Some(p), _) => Some(Credential::from_password(p)),
+                (None, Some(s)) => Some(Credential::from_stored(s).map_err(anyhow::Error::msg)?),
+                (None, None) => None,
+            };
+            let upstream_password = u.upstream_password.clone().or_else(|| u.password.clone());
+            Ok((
+                u.name.clone(),
+                UserEntry {
+                    credential,
+                    upstream_password,
+                },
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let method = match config.auth.method {
+        AuthMethodName::Trust => AuthMethod::Trust,
+        AuthMethodName::Md5 => AuthMethod::Md5,
+        AuthMethodName::ScramSha256 => AuthMethod::ScramSha256,
+        AuthMethodName::Upstream => AuthMethod::Upstream,
+    };
+    Ok(AuthState { method, users })
+}
+
+/// SIGHUP: reload the configuration (as PgBouncer and PostgreSQL do).
+async fn reload_on_sighup(server: Arc<Server>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!(
+            "cannot install the SIGHUP handler: reload with HELIOS RELOAD or POST /admin/reload"
+        );
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        let _ = server.reload();
     }
 }
 

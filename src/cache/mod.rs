@@ -84,6 +84,8 @@ struct Families {
 
 pub struct CacheService {
     pub config: CacheConfig,
+    /// `cache.ttl` in milliseconds: reloadable, so not read from `config`.
+    ttl_ms: std::sync::atomic::AtomicU64,
     pub store: ResultCache,
     analyzed: moka::sync::Cache<Arc<str>, Arc<Analyzed>>,
     /// Classifications by fingerprint, for texts whose shape decides it: a
@@ -141,8 +143,20 @@ impl CacheService {
             families: Mutex::new(HashMap::new()),
             rules: RwLock::new(rules),
             listeners: Mutex::new(HashMap::new()),
+            ttl_ms: std::sync::atomic::AtomicU64::new(config.ttl.as_millis() as u64),
             config: config.clone(),
         }))
+    }
+
+    /// How long a result is kept unless a hint or rule says otherwise.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// A reloaded `cache.ttl`: applies to results stored from now on.
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms
+            .store(ttl.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The classification of a Query or Parse text (remembered).
@@ -196,17 +210,17 @@ impl CacheService {
             return Choice::No;
         }
         if a.hints.cache {
-            return Choice::Yes(a.hints.ttl.unwrap_or(self.config.ttl));
+            return Choice::Yes(a.hints.ttl.unwrap_or(self.ttl()));
         }
         let rules = self.rules.read().expect("rules");
         if let Some(r) = rules
             .iter()
             .find(|r| r.target == RuleTarget::Fingerprint(a.fingerprint))
         {
-            return Choice::Yes(r.ttl.unwrap_or(self.config.ttl));
+            return Choice::Yes(r.ttl.unwrap_or(self.ttl()));
         }
         if self.config.mode == CacheMode::Auto {
-            return Choice::Yes(self.config.ttl);
+            return Choice::Yes(self.ttl());
         }
         if rules
             .iter()
@@ -221,7 +235,7 @@ impl CacheService {
     pub fn choose_by_tables(&self, tables: &[String]) -> Option<Duration> {
         let rules = self.rules.read().expect("rules");
         rules.iter().find_map(|r| match &r.target {
-            RuleTarget::Table(t) if tables.contains(t) => Some(r.ttl.unwrap_or(self.config.ttl)),
+            RuleTarget::Table(t) if tables.contains(t) => Some(r.ttl.unwrap_or(self.ttl())),
             _ => None,
         })
     }

@@ -10,6 +10,7 @@ mod advisor;
 mod cache;
 mod engine;
 mod env;
+mod ops;
 mod types;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use std::path::Path;
 pub use advisor::*;
 pub use cache::*;
 pub use engine::*;
+pub use ops::*;
 pub use types::*;
 
 /// A configuration problem, worded for the person who wrote the file.
@@ -82,9 +84,16 @@ impl Config {
         env::apply_overrides(&mut value, vars)?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
-            let secret = ["password", "secret", "upstream_password", "url", "api_key"]
-                .iter()
-                .any(|k| key.ends_with(k));
+            let secret = [
+                "password",
+                "secret",
+                "upstream_password",
+                "url",
+                "api_key",
+                "token",
+            ]
+            .iter()
+            .any(|k| key.ends_with(k));
             if secret {
                 // serde quotes the offending value; for a secret, say only what
                 // was expected.
@@ -119,6 +128,9 @@ impl Config {
         }
         if let Some(url) = &c.upstream.url {
             c.upstream.url = Some(redact_url(url));
+        }
+        if c.admin.token.is_some() {
+            c.admin.token = Some(REDACTED.to_string());
         }
         for p in &mut c.nl.providers {
             if p.api_key.is_some() {

@@ -25,6 +25,10 @@ pub struct Config {
     pub advisor: super::AdvisorConfig,
     /// `[engine]`: the embedded database (no upstream).
     pub engine: super::EngineConfig,
+    /// `[admin]`: the admin HTTP endpoint and admin users.
+    pub admin: super::AdminConfig,
+    /// `[audit]`: the audit log.
+    pub audit: super::AuditConfig,
 }
 
 /// `[server]`: where Helios listens and how much it accepts.
@@ -202,6 +206,10 @@ pub struct LogConfig {
     /// A tracing filter: `info`, `helios=debug`, ... (`RUST_LOG` wins).
     pub level: String,
     pub format: LogFormat,
+    /// Statements taking longer than this are logged (WARN) with their
+    /// text; 0 turns the slow-query log off.
+    #[serde(with = "duration")]
+    pub slow_query_threshold: Duration,
 }
 
 impl Default for LogConfig {
@@ -209,6 +217,7 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             format: LogFormat::Text,
+            slow_query_threshold: Duration::ZERO,
         }
     }
 }
@@ -364,6 +373,8 @@ impl Config {
         self.cache.validate()?;
         self.advisor.validate()?;
         self.engine.validate()?;
+        self.admin.validate()?;
+        self.audit.validate()?;
         if let Some(url) = &self.upstream.url {
             crate::upstream::UpstreamTarget::from_config(url, &self.upstream)
                 .map_err(|m| ConfigError::invalid("upstream.url", m))?;

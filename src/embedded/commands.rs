@@ -33,6 +33,9 @@ pub enum Local {
     Deallocate(Option<String>),
     /// Nothing but comments and semicolons.
     Empty,
+    /// A Helios admin command already carried out (`HELIOS RELOAD`, ...):
+    /// the tag to answer with.
+    Done(&'static str),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,8 @@ pub enum Special {
     Rows(RecordBatch),
     /// Translated SQL to plan and run.
     Sql(String),
+    /// An admin command carried out: its tag.
+    Done(&'static str),
 }
 
 /// Helios's features for one embedded session.
@@ -43,6 +45,9 @@ pub struct Features<'a> {
     catalog: Arc<Catalog>,
     nl_schema: Option<Arc<NlSchema>>,
     options: Options,
+    /// Helios's admin commands (`SHOW HELIOS STATS`, ...): the server and
+    /// the session's user.
+    admin: Option<(Arc<crate::server::Server>, String, u64)>,
 }
 
 impl<'a> Features<'a> {
@@ -53,7 +58,43 @@ impl<'a> Features<'a> {
             catalog: db.catalog.clone(),
             nl_schema: None,
             options,
+            admin: None,
         }
+    }
+
+    /// Answer Helios's admin commands too, as `user`.
+    pub fn with_admin(
+        mut self,
+        server: Arc<crate::server::Server>,
+        user: &str,
+        client_id: u64,
+    ) -> Self {
+        self.admin = Some((server, user.to_string(), client_id));
+        self
+    }
+
+    async fn admin(
+        &self,
+        cmd: crate::ops::commands::AdminCommand,
+        out: &mut BytesMut,
+    ) -> Option<Result<Special, PgError>> {
+        let (server, user, client_id) = self.admin.as_ref()?;
+        let answer = match crate::ops::commands::run(server, user, Some(*client_id), cmd).await {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(n) = &answer.notice {
+            notice("NOTICE", SqlState::SUCCESSFUL_COMPLETION, n, out);
+        }
+        if answer.columns.is_empty() {
+            let tag = match cmd {
+                crate::ops::commands::AdminCommand::Reload => "HELIOS RELOAD",
+                crate::ops::commands::AdminCommand::Pause => "HELIOS PAUSE",
+                _ => "HELIOS RESUME",
+            };
+            return Some(Ok(Special::Done(tag)));
+        }
+        Some(admin_batch(&answer).map(Special::Rows))
     }
 
     /// Whether `text` is a question in a comment (`/* nl: ... */`).
@@ -72,6 +113,11 @@ impl<'a> Features<'a> {
     ) -> Option<Result<Special, PgError>> {
         if let Some(cmd) = advise_command::parse(sql) {
             return Some(self.advise(db, cmd).await);
+        }
+        if let Some(cmd) = crate::ops::commands::parse(sql) {
+            if let Some(answer) = self.admin(cmd, out).await {
+                return Some(answer);
+            }
         }
         let nl = self.nl?;
         let call = match detect::detect(sql)? {
@@ -338,4 +384,49 @@ fn nl_error(e: &NlError) -> PgError {
     pg.detail = e.detail.clone();
     pg.hint = e.hint.clone();
     pg
+}
+
+/// An admin command's rows as an Arrow batch (text, bigint, boolean columns).
+fn admin_batch(a: &crate::ops::commands::Answer) -> Result<RecordBatch, PgError> {
+    use crate::ops::commands::Cell;
+    use helios_wire::results::Type;
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (i, c) in a.columns.iter().enumerate() {
+        let cells = a.rows.iter().map(|r| &r[i]);
+        if c.ty == Type::INT8 {
+            fields.push(Field::new(&c.name, DataType::Int64, true));
+            let v: Int64Array = cells
+                .map(|x| match x {
+                    Cell::Int(n) => Some(*n),
+                    _ => None,
+                })
+                .collect();
+            columns.push(Arc::new(v));
+        } else if c.ty == Type::BOOL {
+            fields.push(Field::new(&c.name, DataType::Boolean, true));
+            let v: BooleanArray = cells
+                .map(|x| match x {
+                    Cell::Bool(b) => Some(*b),
+                    _ => None,
+                })
+                .collect();
+            columns.push(Arc::new(v));
+        } else {
+            fields.push(Field::new(&c.name, DataType::Utf8, true));
+            let v: StringArray = cells
+                .map(|x| match x {
+                    Cell::Text(s) => Some(s.clone()),
+                    Cell::Int(n) => Some(n.to_string()),
+                    Cell::Bool(b) => Some(b.to_string()),
+                    Cell::Null => None,
+                })
+                .collect();
+            columns.push(Arc::new(v));
+        }
+    }
+    match batch(Schema::new(fields), columns)? {
+        Special::Rows(b) => Ok(b),
+        _ => unreachable!("batch() makes rows"),
+    }
 }

@@ -156,6 +156,10 @@ pub struct Client<'a> {
     pub max_message: usize,
     /// Raised by the client's cancel requests.
     pub cancel: std::sync::Arc<crate::upstream::CancelSignal>,
+    /// Whether Helios is shutting down (the session then ends when idle).
+    pub phase: Option<tokio::sync::watch::Receiver<crate::ops::Phase>>,
+    /// Where each statement is reported (metrics, stats, audit).
+    pub obs: Option<std::sync::Arc<crate::ops::SessionObserver>>,
 }
 
 /// Serve one authenticated client: the greeting, then its queries.
@@ -171,6 +175,8 @@ pub async fn serve(
         key,
         max_message,
         cancel,
+        phase,
+        obs,
     } = client;
     let startup: Vec<(String, String)> = params
         .iter()
@@ -187,6 +193,8 @@ pub async fn serve(
     stream.write_all(&out).await?;
     stream.flush().await?;
     session::Session::new(db, stream, settings, max_message, cancel, features)
+        .with_phase(phase)
+        .with_observer(obs)
         .run()
         .await
 }

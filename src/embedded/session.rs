@@ -59,6 +59,10 @@ pub struct Session<'a> {
     cancel: std::sync::Arc<crate::upstream::CancelSignal>,
     /// ADVISE and natural language.
     features: super::features::Features<'a>,
+    /// Helios shutting down: the session ends when idle (FATAL 57P01).
+    phase: Option<tokio::sync::watch::Receiver<crate::ops::Phase>>,
+    /// Metrics, stats, slow-query and audit logs.
+    obs: Option<std::sync::Arc<crate::ops::SessionObserver>>,
 }
 
 type Io<T> = std::io::Result<T>;
@@ -85,7 +89,27 @@ impl<'a> Session<'a> {
             max_message,
             cancel,
             features,
+            phase: None,
+            obs: None,
         }
+    }
+
+    /// Report each statement to the operations observers.
+    pub fn with_observer(
+        mut self,
+        obs: Option<std::sync::Arc<crate::ops::SessionObserver>>,
+    ) -> Self {
+        self.obs = obs;
+        self
+    }
+
+    /// End the session when Helios shuts down.
+    pub fn with_phase(
+        mut self,
+        phase: Option<tokio::sync::watch::Receiver<crate::ops::Phase>>,
+    ) -> Self {
+        self.phase = phase;
+        self
     }
 
     async fn flush(&mut self) -> Io<()> {
@@ -118,17 +142,24 @@ impl<'a> Session<'a> {
     /// Serve until the client leaves.
     pub async fn run(&mut self) -> Io<()> {
         loop {
-            let frame =
-                match read_frame_buffered(self.stream, &mut self.rbuf, self.max_message).await {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        let err = PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string());
-                        err.encode(&mut self.out);
-                        return self.flush().await;
-                    }
-                    Err(e) => return Err(e),
-                };
+            let in_tx = self.status != TransactionStatus::Idle;
+            let read = tokio::select! {
+                r = read_frame_buffered(self.stream, &mut self.rbuf, self.max_message) => r,
+                _ = shutdown_due(&mut self.phase, in_tx) => {
+                    crate::session::shutdown_error().encode(&mut self.out);
+                    return self.flush().await;
+                }
+            };
+            let frame = match read {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    let err = PgError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string());
+                    err.encode(&mut self.out);
+                    return self.flush().await;
+                }
+                Err(e) => return Err(e),
+            };
             let mut body = &frame.body[..];
             if self.skipping && frame.tag != tag::SYNC && frame.tag != tag::TERMINATE {
                 continue;
@@ -230,6 +261,9 @@ impl<'a> Session<'a> {
             None => sql.to_string(),
             Some(Err(e)) => return Err(e),
             Some(Ok(super::features::Special::Sql(generated))) => generated,
+            Some(Ok(super::features::Special::Done(tag))) => {
+                return Ok(Statement::Local(Local::Done(tag)))
+            }
             Some(Ok(super::features::Special::Rows(batch))) => {
                 return self
                     .db
@@ -534,12 +568,21 @@ impl<'a> Session<'a> {
                         Step::Done => {
                             command_complete(&format!("SELECT {}", portal.sent), &mut self.out);
                             if let Some(started) = portal.started {
+                                let fingerprint =
+                                    helios_planner::cacheable::fingerprint(&prepared.sql);
                                 self.db.log.record(
-                                    helios_planner::cacheable::fingerprint(&prepared.sql),
+                                    fingerprint,
                                     &prepared.sql,
                                     started.elapsed(),
                                     portal.sent,
                                     false,
+                                );
+                                self.observe(
+                                    fingerprint,
+                                    &prepared.sql,
+                                    started,
+                                    portal.sent,
+                                    None,
                                 );
                             }
                             portal.running = None;
@@ -547,6 +590,18 @@ impl<'a> Session<'a> {
                             return Ok(true);
                         }
                         Step::Failed(e) => {
+                            if let Some(started) = portal.started {
+                                let fingerprint =
+                                    helios_planner::cacheable::fingerprint(&prepared.sql);
+                                let code = e.code.code().to_string();
+                                self.observe(
+                                    fingerprint,
+                                    &prepared.sql,
+                                    started,
+                                    portal.sent,
+                                    Some(&code),
+                                );
+                            }
                             portal.running = None;
                             self.error(&e);
                             return Ok(false);
@@ -554,6 +609,27 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// A statement ran: the operations observers hear of it.
+    fn observe(
+        &self,
+        fingerprint: u64,
+        text: &str,
+        started: std::time::Instant,
+        rows: u64,
+        error: Option<&str>,
+    ) {
+        if let Some(obs) = &self.obs {
+            obs.record(&crate::ops::QueryRecord {
+                fingerprint,
+                text,
+                route: crate::ops::Route::Embedded,
+                took: started.elapsed(),
+                rows,
+                error,
+            });
         }
     }
 
@@ -622,6 +698,7 @@ impl<'a> Session<'a> {
                 }
             }
             Local::SetIgnored => Ok("SET"),
+            Local::Done(tag) => Ok(tag),
             Local::Reset(name) => match self.settings.reset(name.as_deref()) {
                 Ok(reported) => {
                     for (n, v) in reported {
@@ -738,4 +815,27 @@ pub fn engine_error(e: helios_planner::engine::EngineError) -> PgError {
         err = err.with_detail(d);
     }
     err
+}
+
+/// Resolves when Helios is shutting down and this session should end: at
+/// once when it is idle, at the drain deadline when a transaction is open.
+async fn shutdown_due(
+    phase: &mut Option<tokio::sync::watch::Receiver<crate::ops::Phase>>,
+    in_tx: bool,
+) {
+    let Some(rx) = phase else {
+        return std::future::pending().await;
+    };
+    loop {
+        let p = *rx.borrow_and_update();
+        if let Some(deadline) = p.draining {
+            if in_tx {
+                tokio::time::sleep_until(deadline.into()).await;
+            }
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }

@@ -6,9 +6,11 @@
 //!   -> relay until either side ends -> release the upstream to the pool
 //! ```
 
+mod admin;
 mod advise;
 mod cache;
 mod engine;
+mod gate;
 pub(crate) mod nl;
 mod relay;
 mod startup;
@@ -17,11 +19,13 @@ mod stats;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use helios_wire::frame::tag;
 use helios_wire::{messages, ClientKey, ClientStream, PgError, SqlState, TransactionStatus};
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
 pub(crate) use advise::command as advise_command;
+pub use gate::shutdown_error;
 pub use relay::{Intercept, Relay, RelayEnd};
 use startup::Negotiated;
 
@@ -30,10 +34,16 @@ use crate::upstream::{ConnectError, Login, PoolKey};
 
 /// Serve one client connection.
 pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, peer: String) {
-    let span = tracing::info_span!("session", %peer, user = tracing::field::Empty, db = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "session",
+        %peer,
+        user = tracing::field::Empty,
+        db = tracing::field::Empty,
+        application_name = tracing::field::Empty
+    );
     async move {
         // One deadline for SSL negotiation, startup and authentication.
-        let deadline = tokio::time::Instant::now() + server.config.server.startup_timeout;
+        let deadline = tokio::time::Instant::now() + server.config_now().server.startup_timeout;
         let startup = tokio::time::timeout_at(deadline, startup::negotiate(&server, stream)).await;
         let (mut stream, params) = match startup {
             Err(_) => {
@@ -51,6 +61,8 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             }
             Ok(Negotiated::Startup { stream, params }) => (stream, params),
         };
+        let client = server.ops.clients.register(&peer, stream.is_tls());
+        let entry = client.entry.clone();
 
         let Some(user) = params.user().map(str::to_string) else {
             let e = PgError::fatal(
@@ -60,8 +72,24 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             return send_error(&mut stream, &e).await;
         };
         let database = params.database().unwrap_or(&user).to_string();
+        let application_name = params
+            .get("application_name")
+            .unwrap_or_default()
+            .to_string();
         tracing::Span::current().record("user", user.as_str());
         tracing::Span::current().record("db", database.as_str());
+        if !application_name.is_empty() {
+            tracing::Span::current().record("application_name", application_name.as_str());
+        }
+        entry.set_identity(&user, &database, &application_name);
+        let obs = crate::ops::SessionObserver::new(
+            server.ops.clone(),
+            &user,
+            &database,
+            &peer,
+            &application_name,
+        );
+        let mut gate = gate::Gate::new(server.ops.lifecycle.subscribe());
 
         if slot.over_limit() {
             let e = PgError::fatal(
@@ -99,13 +127,16 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             let target = crate::upstream::CancelTarget::local();
             let signal = target.requested.clone();
             server.cancels.set_target(key, Some(target));
-            let max_message = server.config.server.max_message_size;
+            let max_message = server.config_now().server.max_message_size;
+            entry.set_state(crate::ops::ClientState::Idle);
             let client = crate::embedded::Client {
                 user: &user,
                 params: &params,
                 key,
                 max_message,
                 cancel: signal,
+                phase: Some(server.ops.lifecycle.subscribe()),
+                obs: Some(obs.clone()),
             };
             let served = crate::embedded::serve(
                 db,
@@ -115,7 +146,8 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                     db,
                     server.nl.as_ref(),
                     crate::advisor::options(&server.config.advisor),
-                ),
+                )
+                .with_admin(server.clone(), &user, entry.id),
             )
             .await;
             if let Err(e) = served {
@@ -137,7 +169,14 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             params,
         };
         let key = PoolKey { database, user };
-        let mut pooled = match pool.acquire(key.clone(), &login).await {
+        entry.set_state(crate::ops::ClientState::Waiting);
+        if let Err(e) = gate.admit().await {
+            return send_error(&mut stream, &e).await;
+        }
+        let wait_started = std::time::Instant::now();
+        let acquired = pool.acquire(key.clone(), &login).await;
+        obs.waited(wait_started.elapsed());
+        let mut pooled = match acquired {
             Ok(p) => p,
             Err(ConnectError::Rejected {
                 frame,
@@ -167,6 +206,12 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         let cancels_in_flight = cancel_target.in_flight.clone();
         let cancel_signal = cancel_target.requested.clone();
         server.cancels.set_target(client_key, Some(cancel_target));
+        entry.set_upstream(
+            pooled.conn.key.pid,
+            std::time::SystemTime::now() - pooled.conn.created.elapsed(),
+            pooled.conn.stream.is_tls(),
+        );
+        entry.set_state(crate::ops::ClientState::Idle);
         tracing::debug!(
             conn = pooled.conn.id,
             reused = pooled.reused,
@@ -175,7 +220,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
 
         let mut reusable = false;
         if greet(&mut stream, &pooled.conn, client_key).await.is_ok() {
-            let max_message = server.config.server.max_message_size;
+            let max_message = server.config_now().server.max_message_size;
             let mut relay = Relay::new(&mut stream, &mut pooled.conn, client_key.pid, max_message);
             if let Some(svc) = &server.cache {
                 svc.ensure_listener(&key.database, pool.target().clone(), &login);
@@ -191,6 +236,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                         c.clone(),
                         &key.database,
                         server.advisor.as_ref().map(|a| a.log.clone()),
+                        obs.clone(),
                     )
                 }),
                 engine: server.engine.as_ref().map(|e| {
@@ -202,24 +248,40 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                             login.password.clone(),
                         ),
                         server.advisor.as_ref().map(|a| a.log.clone()),
+                        obs.clone(),
                     )
                 }),
-                stats: server
-                    .advisor
-                    .as_ref()
-                    .map(|a| stats::StatsTracker::new(a.clone())),
+                stats: stats::StatsTracker::new(server.advisor.clone(), obs.clone(), entry.clone()),
+                admin: admin::AdminState::new(server.clone(), &key.user, entry.id, obs.clone()),
+                phase: server.ops.lifecycle.subscribe(),
+                status: TransactionStatus::Idle,
+                batch_open: false,
                 owner: None,
             };
             let end = loop {
-                let end = if intercepts.is_empty() {
-                    relay.run(&mut relay::NoIntercept).await
-                } else {
-                    relay.run(&mut intercepts).await
+                let end = tokio::select! {
+                    end = relay.run(&mut intercepts) => end,
+                    _ = gate.wake() => match gate.check(&mut relay).await {
+                        Some(end) => break end,
+                        None => continue,
+                    },
                 };
                 let RelayEnd::Handover = end else {
                     break end;
                 };
+                if let Some(Owner::Gate) = intercepts.owner {
+                    intercepts.owner = None;
+                    let frame = relay.take_client_frame();
+                    match gate.hold(&mut relay, frame, &entry).await {
+                        Some(end) => break end,
+                        None => continue,
+                    }
+                }
                 let handled = match (intercepts.owner.take(), &mut intercepts) {
+                    (Some(Owner::Admin), Intercepts { admin, .. }) => {
+                        let frame = relay.take_client_frame();
+                        admin::handle(&mut relay, admin, frame, max_message).await
+                    }
                     (
                         Some(Owner::Nl),
                         Intercepts {
@@ -233,6 +295,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                             max_message,
                             cancel: &cancel_signal,
                             cancels_seen: cancel_signal.seen(),
+                            obs: &obs,
                         };
                         nl::handle(&mut relay, nl_state, &ctx).await
                     }
@@ -312,6 +375,10 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
 
 /// Who asked for the message the relay handed over.
 enum Owner {
+    /// Paused or shutting down: the request waits or the session ends.
+    Gate,
+    /// `SHOW HELIOS STATS`, `HELIOS RELOAD`, ...
+    Admin,
     Nl,
     Advise,
     Engine,
@@ -327,20 +394,33 @@ struct Intercepts<'s> {
     advise: Option<advise::AdviseState>,
     engine: Option<engine::EngineState>,
     cache: Option<cache::CacheState>,
-    stats: Option<stats::StatsTracker>,
+    stats: stats::StatsTracker,
+    admin: admin::AdminState,
+    /// Paused or draining?
+    phase: tokio::sync::watch::Receiver<crate::ops::Phase>,
+    /// The upstream's transaction status as of its last ReadyForQuery.
+    status: TransactionStatus,
+    /// Extended-protocol messages since the last Sync.
+    batch_open: bool,
     owner: Option<Owner>,
 }
 
 impl Intercepts<'_> {
-    fn is_empty(&self) -> bool {
-        self.nl.is_none()
-            && self.advise.is_none()
-            && self.engine.is_none()
-            && self.cache.is_none()
-            && self.stats.is_none()
-    }
-
     fn claim(&mut self, frame: &[u8], in_flight: u32) -> Option<Owner> {
+        // Admin commands first: HELIOS RESUME must get through a pause.
+        if self.admin.wants(frame) {
+            return Some(Owner::Admin);
+        }
+        // A new request, outside a transaction, while paused or draining.
+        let starts_request = matches!(frame[0], tag::QUERY | tag::PARSE | tag::BIND);
+        if starts_request
+            && !self.batch_open
+            && in_flight == 0
+            && self.status == TransactionStatus::Idle
+            && self.phase.borrow().holds()
+        {
+            return Some(Owner::Gate);
+        }
         if let Some((_, nl)) = &mut self.nl {
             if nl.wants(frame, in_flight) {
                 return Some(Owner::Nl);
@@ -369,17 +449,21 @@ impl Intercept for Intercepts<'_> {
     fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool {
         self.owner = self.claim(frame, in_flight);
         if self.owner.is_none() {
-            if let Some(s) = &mut self.stats {
-                s.forwarded(frame);
-            }
+            self.stats.forwarded(frame);
+            self.batch_open = match frame[0] {
+                tag::SYNC | tag::QUERY => false,
+                tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE => true,
+                _ => self.batch_open,
+            };
         }
         self.owner.is_some()
     }
 
     fn refused(&mut self, frame: &[u8], in_flight: u32) {
         // It goes upstream after all.
-        if let Some(s) = &mut self.stats {
-            s.forwarded(frame);
+        self.stats.forwarded(frame);
+        if frame[0] != tag::SYNC && frame[0] != tag::QUERY {
+            self.batch_open = true;
         }
         let Some(c) = &mut self.cache else {
             return;
@@ -388,7 +472,9 @@ impl Intercept for Intercepts<'_> {
             Some(Owner::Cache) => c.refused(frame, in_flight),
             // Asked first, so the cache has not seen it: it is relayed,
             // and may write.
-            Some(Owner::Nl | Owner::Advise | Owner::Engine) if c.wants(frame, in_flight) => {
+            Some(Owner::Nl | Owner::Advise | Owner::Engine | Owner::Admin | Owner::Gate)
+                if c.wants(frame, in_flight) =>
+            {
                 c.refused(frame, in_flight)
             }
             _ => {}
@@ -405,12 +491,16 @@ impl Intercept for Intercepts<'_> {
         if let Some(c) = &mut self.cache {
             c.upstream_cleared(bytes);
         }
-        if let Some(s) = &mut self.stats {
-            s.cleared(bytes);
-        }
+        self.stats.cleared(bytes);
+    }
+
+    fn client_read(&mut self, n: usize) {
+        self.stats.client_read(n);
     }
 
     fn upstream_ready(&mut self, status: TransactionStatus) {
+        self.status = status;
+        self.stats.status(status);
         if let Some(c) = &mut self.cache {
             c.upstream_ready(status);
         }
@@ -423,6 +513,7 @@ impl Intercept for Intercepts<'_> {
     }
 
     fn owed_ready(&mut self, status: TransactionStatus) {
+        self.status = status;
         if let Some(c) = &mut self.cache {
             c.owed_ready(status);
         }
@@ -432,9 +523,8 @@ impl Intercept for Intercepts<'_> {
         if let Some(e) = &mut self.engine {
             e.upstream_ready(status);
         }
-        if let Some(s) = &mut self.stats {
-            s.ready();
-        }
+        self.stats.ready();
+        self.stats.status(status);
     }
 }
 

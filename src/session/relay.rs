@@ -72,15 +72,9 @@ pub trait Intercept: Send {
     fn owed_ready(&mut self, status: TransactionStatus) {
         self.upstream_ready(status);
     }
-}
 
-/// Intercepts nothing: a pure relay.
-pub struct NoIntercept;
-
-impl Intercept for NoIntercept {
-    fn wants(&mut self, _frame: &[u8], _in_flight: u32) -> bool {
-        false
-    }
+    /// `n` bytes were read from the client (for the byte counters).
+    fn client_read(&mut self, _n: usize) {}
 }
 
 /// Why the relay stopped.
@@ -99,6 +93,8 @@ pub enum RelayEnd {
     ClientProtocol(FrameError),
     UpstreamClosed,
     UpstreamFailed(io::Error),
+    /// Helios is shutting down: the client was told (FATAL 57P01).
+    Shutdown,
 }
 
 /// What the relay learns about the session from the messages going by.
@@ -652,8 +648,9 @@ impl<'a> Relay<'a> {
                         self.c2u.eof = true;
                         progress = true;
                     }
-                    Poll::Ready(Ok(_)) => {
+                    Poll::Ready(Ok(n)) => {
                         progress = true;
+                        intercept.client_read(n);
                         self.scan_client(intercept);
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientFailed(e)),
@@ -738,6 +735,13 @@ impl<'a> Relay<'a> {
         debug_assert!(self.at_message_boundary());
         self.client.write_all(bytes).await?;
         self.client.flush().await
+    }
+
+    /// Whether the session is between requests, outside a transaction,
+    /// with nothing read or written half-way: it may be ended now (a
+    /// shutdown) without anyone losing an answer.
+    pub fn is_idle(&self) -> bool {
+        !self.handover && self.c2u.buf.is_empty() && self.upstream_is_clean()
     }
 
     /// Whether Helios may reuse the upstream connection after this session.

@@ -113,7 +113,8 @@ pub async fn authenticate(
     stream: &mut ClientStream,
     user: &str,
 ) -> Result<ClientAuth, PgError> {
-    let method = server.auth_method;
+    let auth = server.auth();
+    let method = auth.method;
     if method == helios_wire::auth::AuthMethod::Upstream && !(stream.is_tls() || stream.is_local())
     {
         return Err(PgError::fatal(
@@ -128,7 +129,7 @@ pub async fn authenticate(
     };
     let ctx = AuthContext {
         user,
-        credential: server.users.get(user).and_then(|u| u.credential.as_ref()),
+        credential: auth.users.get(user).and_then(|u| u.credential.as_ref()),
         tls_certificate_pem,
         decoy_key: &server.decoy_key,
     };

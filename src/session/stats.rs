@@ -1,7 +1,9 @@
 //! Timing what the session relays, per statement shape, for `SHOW HELIOS
 //! QUERIES` and `ADVISE WORKLOAD` (the data `pg_stat_statements` keeps, as
 //! the client sees it: from when Helios forwards a request until its
-//! ReadyForQuery comes back).
+//! ReadyForQuery comes back), and for the operations observers (query
+//! metrics, `SHOW HELIOS STATS`, the slow-query and audit logs, the
+//! client's state in `SHOW HELIOS CLIENTS`).
 //!
 //! A request is a simple Query (its statements) or the extended messages up
 //! to a Sync (the statements bound in it). Requests are answered in order,
@@ -16,6 +18,7 @@ use std::time::Instant;
 use helios_wire::frame::{get_cstr, tag};
 
 use crate::advisor::AdvisorService;
+use crate::ops::{ClientEntry, ClientState, QueryRecord, Route, SessionObserver};
 
 /// A statement in a request.
 struct Shape {
@@ -28,10 +31,18 @@ struct Request {
     shapes: Vec<Shape>,
     start: Instant,
     rows: u64,
+    /// The SQLSTATE of its first error.
+    error: Option<String>,
 }
 
 pub struct StatsTracker {
-    svc: Arc<AdvisorService>,
+    /// The advisor's per-shape log, when the advisor is on.
+    svc: Option<Arc<AdvisorService>>,
+    obs: Arc<SessionObserver>,
+    entry: Arc<ClientEntry>,
+    /// Bytes relayed since the last request ended, not yet counted.
+    bytes_in: u64,
+    bytes_out: u64,
     /// Prepared statements: name -> shape.
     statements: HashMap<String, (u64, Arc<str>)>,
     /// Statements bound since the last Sync, and when the first was.
@@ -44,15 +55,24 @@ pub struct StatsTracker {
     have: usize,
     skip: usize,
     keep: Option<Vec<u8>>,
+    keeping: u8,
 }
 
 /// Requests kept in flight at most (a client pipelining without end).
 const MAX_IN_FLIGHT: usize = 4096;
 
 impl StatsTracker {
-    pub fn new(svc: Arc<AdvisorService>) -> Self {
+    pub fn new(
+        svc: Option<Arc<AdvisorService>>,
+        obs: Arc<SessionObserver>,
+        entry: Arc<ClientEntry>,
+    ) -> Self {
         StatsTracker {
             svc,
+            obs,
+            entry,
+            bytes_in: 0,
+            bytes_out: 0,
             statements: HashMap::new(),
             batch: Vec::new(),
             batch_start: None,
@@ -61,7 +81,20 @@ impl StatsTracker {
             have: 0,
             skip: 0,
             keep: None,
+            keeping: 0,
         }
+    }
+
+    fn fingerprint(&self, text: &str) -> u64 {
+        match &self.svc {
+            Some(svc) => svc.fingerprint(text),
+            None => helios_planner::cacheable::fingerprint(text),
+        }
+    }
+
+    /// Bytes read from the client.
+    pub fn client_read(&mut self, n: usize) {
+        self.bytes_in += n as u64;
     }
 
     fn push(&mut self, shapes: Vec<Shape>, start: Instant) {
@@ -72,7 +105,9 @@ impl StatsTracker {
             shapes,
             start,
             rows: 0,
+            error: None,
         });
+        self.entry.set_state(ClientState::Active);
     }
 
     /// A client message the relay forwards to the upstream.
@@ -81,7 +116,7 @@ impl StatsTracker {
         match frame[0] {
             tag::QUERY => {
                 let text = get_cstr(&mut body).unwrap_or_default();
-                let fp = self.svc.fingerprint(&text);
+                let fp = self.fingerprint(&text);
                 let shape = Shape {
                     fingerprint: fp,
                     text: Arc::from(text),
@@ -91,7 +126,7 @@ impl StatsTracker {
             tag::PARSE => {
                 let name = get_cstr(&mut body).unwrap_or_default();
                 let text = get_cstr(&mut body).unwrap_or_default();
-                let fp = self.svc.fingerprint(&text);
+                let fp = self.fingerprint(&text);
                 self.statements.insert(name, (fp, Arc::from(text)));
             }
             tag::BIND => {
@@ -122,6 +157,7 @@ impl StatsTracker {
 
     /// Bytes the relay cleared for the client, in order.
     pub fn cleared(&mut self, mut bytes: &[u8]) {
+        self.bytes_out += bytes.len() as u64;
         while !bytes.is_empty() {
             if self.skip > 0 {
                 let n = self.skip.min(bytes.len());
@@ -132,7 +168,7 @@ impl StatsTracker {
                 bytes = &bytes[n..];
                 if self.skip == 0 {
                     if let Some(k) = self.keep.take() {
-                        self.command_complete(&k);
+                        self.kept(&k);
                     }
                 }
                 continue;
@@ -155,14 +191,29 @@ impl StatsTracker {
             if self.header[0] == tag::READY_FOR_QUERY {
                 self.ready();
             }
-            // A CommandComplete tag is short; anything longer is not kept.
-            self.keep = (self.header[0] == tag::COMMAND_COMPLETE && self.skip <= 64)
+            // A CommandComplete tag is short; an error's fields are
+            // small: anything longer is not kept.
+            let t = self.header[0];
+            self.keeping = t;
+            self.keep = ((t == tag::COMMAND_COMPLETE && self.skip <= 64)
+                || (t == tag::ERROR_RESPONSE && self.skip <= 8192))
                 .then(|| Vec::with_capacity(self.skip));
             if self.skip == 0 {
                 if let Some(k) = self.keep.take() {
-                    self.command_complete(&k);
+                    self.kept(&k);
                 }
             }
+        }
+    }
+
+    fn kept(&mut self, body: &[u8]) {
+        if self.keeping == tag::ERROR_RESPONSE {
+            let code = helios_wire::ErrorFields::parse(body).code;
+            if let Some(r) = self.in_flight.front_mut() {
+                r.error.get_or_insert(code);
+            }
+        } else {
+            self.command_complete(body);
         }
     }
 
@@ -183,18 +234,44 @@ impl StatsTracker {
     /// A ReadyForQuery (seen in the relayed bytes, or read by a handler
     /// for the client's messages): the oldest request in flight is done.
     pub fn ready(&mut self) {
+        self.obs.bytes(
+            std::mem::take(&mut self.bytes_in),
+            std::mem::take(&mut self.bytes_out),
+        );
         let Some(r) = self.in_flight.pop_front() else {
             return;
         };
         let took = r.start.elapsed();
         let n = r.shapes.len().max(1) as u32;
-        for (i, s) in r.shapes.iter().enumerate() {
-            // A request of several statements: its time shared evenly, its
-            // rows counted once.
-            let rows = if i == 0 { r.rows } else { 0 };
-            self.svc
-                .log
-                .record(s.fingerprint, &s.text, took / n, rows, false);
+        if let Some(svc) = &self.svc {
+            for (i, s) in r.shapes.iter().enumerate() {
+                // A request of several statements: its time shared evenly, its
+                // rows counted once.
+                let rows = if i == 0 { r.rows } else { 0 };
+                svc.log
+                    .record(s.fingerprint, &s.text, took / n, rows, false);
+            }
+        }
+        // A Sync with nothing bound (a Describe, a Close) is not a statement.
+        if let Some(first) = r.shapes.first() {
+            self.obs.record(&QueryRecord {
+                fingerprint: first.fingerprint,
+                text: &first.text,
+                route: Route::Upstream,
+                took,
+                rows: r.rows,
+                error: r.error.as_deref(),
+            });
+        }
+    }
+
+    /// The upstream said where the session stands (ReadyForQuery).
+    pub fn status(&mut self, status: helios_wire::TransactionStatus) {
+        if self.in_flight.is_empty() {
+            self.entry.set_state(match status {
+                helios_wire::TransactionStatus::Idle => ClientState::Idle,
+                _ => ClientState::IdleInTransaction,
+            });
         }
     }
 }

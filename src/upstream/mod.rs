@@ -317,3 +317,28 @@ impl fmt::Display for ConnectError {
         write!(f, "{}", self.to_pg_error().message)
     }
 }
+
+/// Whether the upstream accepts connections now, as `pg_isready` decides:
+/// any answer to a login (even a refused password or an unknown database)
+/// means it is up; no answer, or "the database system is starting up /
+/// shutting down" (57P03), means it is not. Logs in as Helios's own user
+/// when the URL names one.
+pub async fn probe(target: &UpstreamTarget) -> Result<(), String> {
+    let mut params = helios_wire::StartupParams::new();
+    let user = target.service_user.as_deref().unwrap_or("helios");
+    params.set("user", user);
+    params.set(
+        "database",
+        target.service_database.as_deref().unwrap_or("postgres"),
+    );
+    params.set("application_name", "helios-readiness");
+    match UpstreamConn::connect(target, &params, target.service_password.as_deref()).await {
+        Ok(conn) => {
+            conn.terminate().await;
+            Ok(())
+        }
+        Err(ConnectError::Rejected { fields, .. }) if fields.code == "57P03" => Err(fields.message),
+        Err(ConnectError::Rejected { .. } | ConnectError::Auth { .. }) => Ok(()),
+        Err(e) => Err(e.to_pg_error().message),
+    }
+}

@@ -17,6 +17,7 @@
 //! every time, and a changed password or a NOLOGIN role takes effect at once.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -64,6 +65,8 @@ struct Shard {
     idle: VecDeque<Idle>,
     /// Woken when a connection goes idle, for clients waiting on a full pool.
     returned: Arc<Notify>,
+    /// Clients waiting for a connection now.
+    waiting: Arc<AtomicUsize>,
 }
 
 /// An upstream connection checked out by a client.
@@ -116,9 +119,31 @@ pub struct PoolStats {
     pub in_use: usize,
 }
 
+/// One (database, user) pool, for `SHOW HELIOS POOLS` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ShardStats {
+    pub key: PoolKey,
+    pub idle: usize,
+    pub in_use: usize,
+    pub waiting: usize,
+}
+
+/// An idle upstream connection, for `SHOW HELIOS SERVERS`.
+#[derive(Debug, Clone)]
+pub struct IdleConn {
+    pub key: PoolKey,
+    pub pid: i32,
+    pub endpoint: String,
+    pub tls: bool,
+    pub connected_at: std::time::SystemTime,
+    pub idle_for: Duration,
+}
+
 pub struct Pool {
     target: Arc<UpstreamTarget>,
-    cfg: PoolConfig,
+    /// Reloadable, except `max_size` (the semaphores are sized by it).
+    cfg: arc_swap::ArcSwap<PoolConfig>,
+    max_size: usize,
     shards: Mutex<HashMap<PoolKey, Shard>>,
 }
 
@@ -126,9 +151,18 @@ impl Pool {
     pub fn new(target: Arc<UpstreamTarget>, cfg: PoolConfig) -> Self {
         Pool {
             target,
-            cfg,
+            max_size: cfg.max_size,
+            cfg: arc_swap::ArcSwap::from_pointee(cfg),
             shards: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Apply reloaded settings (`max_size` keeps its running value).
+    pub fn set_config(&self, cfg: PoolConfig) {
+        self.cfg.store(Arc::new(PoolConfig {
+            max_size: self.max_size,
+            ..cfg
+        }));
     }
 
     pub fn target(&self) -> &Arc<UpstreamTarget> {
@@ -139,7 +173,7 @@ impl Pool {
     /// new one, waiting up to `acquire_timeout` when the pool is full.
     pub async fn acquire(&self, key: PoolKey, login: &Login) -> Result<PooledConn, ConnectError> {
         let poolable = !login.password_from_client;
-        let deadline = Instant::now() + self.cfg.acquire_timeout;
+        let deadline = Instant::now() + self.cfg.load().acquire_timeout;
         loop {
             // 1. A matching idle connection.
             let (found, permits, returned) = if poolable {
@@ -168,6 +202,7 @@ impl Pool {
                         return Err(self.pool_timeout(&key));
                     }
                     // Wait for a permit, or for a connection to come back idle.
+                    let _waiting = Waiting::new(self.waiting_counter(&key));
                     tokio::select! {
                         p = permits.clone().acquire_owned() => p.expect("pool semaphores are never closed"),
                         _ = returned.notified() => continue,
@@ -193,12 +228,17 @@ impl Pool {
         }
     }
 
+    fn waiting_counter(&self, key: &PoolKey) -> Arc<AtomicUsize> {
+        let mut shards = self.shards.lock().unwrap();
+        self.shard(&mut shards, key).waiting.clone()
+    }
+
     fn pool_timeout(&self, key: &PoolKey) -> ConnectError {
         ConnectError::PoolTimeout {
             database: key.database.clone(),
             user: key.user.clone(),
-            max_size: self.cfg.max_size,
-            waited: self.cfg.acquire_timeout,
+            max_size: self.max_size,
+            waited: self.cfg.load().acquire_timeout,
         }
     }
 
@@ -228,9 +268,10 @@ impl Pool {
 
     fn shard<'s>(&self, shards: &'s mut HashMap<PoolKey, Shard>, key: &PoolKey) -> &'s mut Shard {
         shards.entry(key.clone()).or_insert_with(|| Shard {
-            permits: Arc::new(Semaphore::new(self.cfg.max_size)),
+            permits: Arc::new(Semaphore::new(self.max_size)),
             idle: VecDeque::new(),
             returned: Arc::new(Notify::new()),
+            waiting: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -256,13 +297,13 @@ impl Pool {
                 }
             };
         }
-        let too_old = idle.conn.created.elapsed() >= self.cfg.max_lifetime;
+        let too_old = idle.conn.created.elapsed() >= self.cfg.load().max_lifetime;
         if too_old || !idle.conn.is_quiet() {
             tracing::debug!(conn = idle.conn.id, too_old, "dropping pooled connection");
             tokio::spawn(idle.conn.terminate());
             return None;
         }
-        if idle.since.elapsed() >= self.cfg.check_after_idle {
+        if idle.since.elapsed() >= self.cfg.load().check_after_idle {
             if let Err(e) = idle
                 .conn
                 .run_control_query("", self.target.connect_timeout)
@@ -288,16 +329,16 @@ impl Pool {
             && pooled.poolable
             && pooled.conn.status == TransactionStatus::Idle
             && pooled.conn.rbuf.is_empty()
-            && pooled.conn.created.elapsed() < self.cfg.max_lifetime;
+            && pooled.conn.created.elapsed() < self.cfg.load().max_lifetime;
         if !keep {
             tracing::debug!(conn = pooled.conn.id, "closing upstream connection");
             pooled.conn.terminate().await;
             return;
         }
-        if !self.cfg.reset_query.is_empty() {
+        if !self.cfg.load().reset_query.is_empty() {
             if let Err(e) = pooled
                 .conn
-                .run_control_query(&self.cfg.reset_query, self.target.connect_timeout)
+                .run_control_query(&self.cfg.load().reset_query, self.target.connect_timeout)
                 .await
             {
                 tracing::info!(conn = pooled.conn.id, error = %e, "reset failed; closing upstream connection");
@@ -326,8 +367,8 @@ impl Pool {
                 let mut i = 0;
                 while i < shard.idle.len() {
                     let idle = &shard.idle[i];
-                    if idle.since.elapsed() >= self.cfg.idle_timeout
-                        || idle.conn.created.elapsed() >= self.cfg.max_lifetime
+                    if idle.since.elapsed() >= self.cfg.load().idle_timeout
+                        || idle.conn.created.elapsed() >= self.cfg.load().max_lifetime
                     {
                         expired.extend(shard.idle.remove(i));
                     } else {
@@ -335,7 +376,7 @@ impl Pool {
                     }
                 }
             }
-            let max = self.cfg.max_size;
+            let max = self.max_size;
             shards.retain(|_, s| !s.idle.is_empty() || s.permits.available_permits() < max);
         }
         for idle in expired {
@@ -346,7 +387,8 @@ impl Pool {
 
     /// How often [`Pool::reap`] should run.
     pub fn reap_interval(&self) -> Duration {
-        (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
+        (self.cfg.load().idle_timeout / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(10))
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -354,9 +396,45 @@ impl Pool {
         let mut s = PoolStats::default();
         for shard in shards.values() {
             s.idle += shard.idle.len();
-            s.in_use += self.cfg.max_size - shard.permits.available_permits() - shard.idle.len();
+            s.in_use += self.max_size - shard.permits.available_permits() - shard.idle.len();
         }
         s
+    }
+
+    /// Every (database, user) pool.
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        let shards = self.shards.lock().unwrap();
+        let mut v: Vec<ShardStats> = shards
+            .iter()
+            .map(|(key, shard)| ShardStats {
+                key: key.clone(),
+                idle: shard.idle.len(),
+                in_use: self.max_size - shard.permits.available_permits() - shard.idle.len(),
+                waiting: shard.waiting.load(Ordering::Relaxed),
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.key.database, &a.key.user).cmp(&(&b.key.database, &b.key.user)));
+        v
+    }
+
+    /// The idle connections.
+    pub fn idle_conns(&self) -> Vec<IdleConn> {
+        let shards = self.shards.lock().unwrap();
+        let now = std::time::SystemTime::now();
+        let mut v = Vec::new();
+        for (key, shard) in shards.iter() {
+            for i in &shard.idle {
+                v.push(IdleConn {
+                    key: key.clone(),
+                    pid: i.conn.key.pid,
+                    endpoint: i.conn.endpoint.to_string(),
+                    tls: i.conn.stream.is_tls(),
+                    connected_at: now - i.conn.created.elapsed(),
+                    idle_for: i.since.elapsed(),
+                });
+            }
+        }
+        v
     }
 
     /// Close every idle connection (shutdown).
@@ -368,5 +446,21 @@ impl Pool {
         for idle in all {
             idle.conn.terminate().await;
         }
+    }
+}
+
+/// A client counted as waiting for a connection while this lives.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn new(counter: Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

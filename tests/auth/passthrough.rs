@@ -114,7 +114,7 @@ async fn passthrough_refuses_cleartext_passwords_over_unencrypted_non_local_tcp(
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"0.0.0.0:{port}\"\n[upstream]\nurl = \"{}\"\nconnect_retries = 0\n[auth]\nmethod = \"upstream\"\n",
+            "[server]\nlisten = \"0.0.0.0:{port}\"\n[upstream]\nurl = \"{}\"\nconnect_retries = 0\n[auth]\nmethod = \"upstream\"\n[admin]\nenabled = false\n",
             pg.url()
         ),
     )
@@ -173,7 +173,7 @@ async fn passthrough_over_the_unix_socket() {
     let h = Helios::start(
         &pg,
         &format!(
-            "[server]\nunix_socket_dir = \"{}\"\n[auth]\nmethod = \"upstream\"\n",
+            "[server]\nunix_socket_dir = \"{}\"\n[auth]\nmethod = \"upstream\"\n[admin]\nenabled = false\n",
             sock.path().display()
         ),
     );

@@ -316,6 +316,8 @@ pub async fn try_connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio
 pub struct Helios {
     pub child: Child,
     pub port: u16,
+    /// The admin HTTP endpoint's port.
+    pub admin_port: u16,
     pub dir: tempfile::TempDir,
     log: PathBuf,
 }
@@ -339,6 +341,17 @@ impl Helios {
             .tempdir()
             .unwrap();
         let port = free_port();
+        let admin_port = free_port();
+        // Every instance gets its own admin port (the default, 9930, would
+        // be shared by tests running side by side).
+        let toml = if toml.contains("[admin]") {
+            toml.replace(
+                "[admin]",
+                &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\""),
+            )
+        } else {
+            format!("{toml}\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n")
+        };
         let toml = if toml.contains("[server]") {
             toml.replace(
                 "[server]",
@@ -362,6 +375,7 @@ impl Helios {
         let mut h = Helios {
             child,
             port,
+            admin_port,
             dir,
             log,
         };
@@ -381,6 +395,12 @@ impl Helios {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("helios did not start listening:\n{}", self.log());
+    }
+
+    /// The configuration file Helios was started with (tests rewrite it
+    /// and reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("helios.toml")
     }
 
     pub fn log(&self) -> String {

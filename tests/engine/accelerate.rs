@@ -309,7 +309,7 @@ async fn configured_accelerations_need_a_user_in_the_upstream_url() {
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{}\"\n[upstream]\nurl = \"postgres://127.0.0.1:{}/postgres\"\n\
-             [[engine.accelerate]]\ntable = \"items\"\n",
+             [admin]\nenabled = false\n[[engine.accelerate]]\ntable = \"items\"\n",
             crate::common::free_port(),
             pg.port
         ),

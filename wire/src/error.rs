@@ -34,6 +34,7 @@ impl SqlState {
     pub const QUERY_CANCELED: SqlState = SqlState::from_static("57014");
     pub const ADMIN_SHUTDOWN: SqlState = SqlState::from_static("57P01");
     pub const CANNOT_CONNECT_NOW: SqlState = SqlState::from_static("57P03");
+    pub const CONFIG_FILE_ERROR: SqlState = SqlState::from_static("F0000");
     pub const INTERNAL_ERROR: SqlState = SqlState::from_static("XX000");
 
     pub const fn from_static(code: &'static str) -> Self {

@@ -233,6 +233,8 @@ async fn notices(relay: &mut Relay<'_>, st: &mut AdviseState, frame: Frame) -> i
     if let Some(snap) = run::snapshot(relay, st, may_query).await? {
         if let Ok(stmts) = helios_planner::sql::parse(&text) {
             if let [stmt] = stmts.as_slice() {
+                metrics::counter!("helios_advisor_analyses_total", "kind" => "notices")
+                    .increment(1);
                 let findings = snap.analyzer.findings(&text, stmt, &st.svc.options);
                 let (_, _, to_client) = relay.parts();
                 for f in &findings {

@@ -135,6 +135,8 @@ pub(super) async fn run(
             command_complete("SHOW", out);
         }
         Command::Advise { sql, analyze } => {
+            let kind = if *analyze { "advise_analyze" } else { "advise" };
+            metrics::counter!("helios_advisor_analyses_total", "kind" => kind).increment(1);
             let advice = advise_one(relay, st, sql, *analyze).await?;
             let mut rows = ResultRows::new(&columns(cmd).expect("rows"), formats);
             let score = advice.score as i32;
@@ -166,7 +168,10 @@ pub(super) async fn run(
             }
             rows.complete("SELECT", out);
         }
-        Command::Workload => workload_rows(relay, st, formats, out).await?,
+        Command::Workload => {
+            metrics::counter!("helios_advisor_analyses_total", "kind" => "workload").increment(1);
+            workload_rows(relay, st, formats, out).await?
+        }
     }
     Ok(())
 }

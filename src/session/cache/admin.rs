@@ -337,7 +337,7 @@ fn show(st: &CacheState, formats: &[i16], description: &mut BytesMut, out: &mut 
         let ttl = rule
             .and_then(|r| r.ttl)
             .or(*s.ttl.lock().expect("ttl"))
-            .unwrap_or(svc.config.ttl);
+            .unwrap_or(svc.ttl());
         listed.push(s.fingerprint);
         rows.push(&fingerprint_id(s.fingerprint));
         rows.push(&s.text);
@@ -363,7 +363,7 @@ fn show(st: &CacheState, formats: &[i16], description: &mut BytesMut, out: &mut 
         rows.push(&id);
         rows.push(&text);
         rows.push(&true);
-        rows.push(&humantime::format_duration(r.ttl.unwrap_or(svc.config.ttl)).to_string());
+        rows.push(&humantime::format_duration(r.ttl.unwrap_or(svc.ttl())).to_string());
         for _ in 0..4 {
             rows.push(&0i64);
         }

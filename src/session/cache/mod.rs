@@ -87,6 +87,8 @@ pub enum Wanted {
 }
 
 pub struct CacheState {
+    /// Metrics, stats, slow-query and audit logs (hits).
+    obs: Arc<crate::ops::SessionObserver>,
     svc: Arc<CacheService>,
     /// Where hits are counted with everything the session runs (the
     /// advisor's `SHOW HELIOS QUERIES`).
@@ -116,8 +118,10 @@ impl CacheState {
         svc: Arc<CacheService>,
         db: &str,
         log: Option<Arc<helios_advisor::workload::QueryLog>>,
+        obs: Arc<crate::ops::SessionObserver>,
     ) -> Self {
         CacheState {
+            obs,
             svc,
             log,
             db: db.to_string(),
@@ -299,6 +303,14 @@ impl CacheState {
     /// A reply sent from the store.
     fn record_hit(&self, hit: &CachedResult, took: std::time::Duration) {
         self.svc.store.count(Some(hit.stats()), true);
+        self.obs.record(&crate::ops::QueryRecord {
+            fingerprint: hit.fingerprint(),
+            text: &hit.stats().text,
+            route: crate::ops::Route::Cache,
+            took,
+            rows: hit.row_count() as u64,
+            error: None,
+        });
         if let Some(log) = &self.log {
             log.record(
                 hit.fingerprint(),

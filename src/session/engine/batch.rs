@@ -480,7 +480,7 @@ async fn execute(
                 "engine statement done"
             );
             if let Some(started) = portal.started {
-                st.record(&portal.stmt.sql, started.elapsed(), portal.sent);
+                st.record(&portal.stmt.sql, started.elapsed(), portal.sent, None);
             }
             results::command_complete(&format!("SELECT {}", portal.sent), &mut b.out);
             portal.running = None;
@@ -489,6 +489,15 @@ async fn execute(
         Some(Err(e)) => {
             metrics::counter!("helios_engine_queries_total", "route" => portal.route, "status" => "error")
                 .increment(1);
+            if let Some(started) = portal.started {
+                let code = e.code.code().to_string();
+                st.record(
+                    &portal.stmt.sql,
+                    started.elapsed(),
+                    portal.sent,
+                    Some(&code),
+                );
+            }
             portal.running = None;
             fail(b, e);
             return Ok(());

@@ -42,6 +42,8 @@ enum Wanted {
 }
 
 pub struct EngineState {
+    /// Metrics, stats, slow-query and audit logs.
+    obs: Arc<crate::ops::SessionObserver>,
     svc: Arc<EngineService>,
     database: String,
     login: Arc<WorkerLogin>,
@@ -74,8 +76,10 @@ impl EngineState {
         database: &str,
         login: WorkerLogin,
         log: Option<Arc<helios_advisor::workload::QueryLog>>,
+        obs: Arc<crate::ops::SessionObserver>,
     ) -> Self {
         EngineState {
+            obs,
             svc,
             database: database.to_string(),
             login: Arc::new(login),
@@ -90,12 +94,21 @@ impl EngineState {
         }
     }
 
-    /// A statement the engine answered, for `SHOW HELIOS QUERIES`.
-    fn record(&self, text: &str, took: std::time::Duration, rows: u64) {
-        if let Some(log) = &self.log {
-            let fingerprint = helios_planner::cacheable::fingerprint(text);
+    /// A statement the engine answered, for `SHOW HELIOS QUERIES` (when
+    /// it succeeded) and the operations observers.
+    fn record(&self, text: &str, took: std::time::Duration, rows: u64, error: Option<&str>) {
+        let fingerprint = helios_planner::cacheable::fingerprint(text);
+        if let (Some(log), None) = (&self.log, error) {
             log.record(fingerprint, text, took, rows, false);
         }
+        self.obs.record(&crate::ops::QueryRecord {
+            fingerprint,
+            text,
+            route: crate::ops::Route::Engine,
+            took,
+            rows,
+            error,
+        });
     }
 
     fn on(&self) -> bool {

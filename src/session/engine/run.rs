@@ -126,9 +126,8 @@ pub(super) async fn run(
     if in_tx {
         end_tx(relay).await?;
     }
-    if failed.is_none() {
-        st.record(&text, started.elapsed(), rows);
-    }
+    let code = failed.as_ref().map(|e: &PgError| e.code.code().to_string());
+    st.record(&text, started.elapsed(), rows, code.as_deref());
     let status = if failed.is_some() { "error" } else { "ok" };
     let route = if registered.scanned.is_empty() {
         "accelerated"

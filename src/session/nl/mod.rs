@@ -128,6 +128,22 @@ pub struct Ctx<'a> {
     /// request was handed over: any later one cancels it.
     pub cancel: &'a CancelSignal,
     pub cancels_seen: u64,
+    /// Metrics, stats, slow-query and audit logs.
+    pub obs: &'a crate::ops::SessionObserver,
+}
+
+impl Ctx<'_> {
+    /// A question answered (route `nl`): `error` is its SQLSTATE if it failed.
+    fn record(&self, question_sql: &str, started: std::time::Instant, error: Option<&str>) {
+        self.obs.record(&crate::ops::QueryRecord {
+            fingerprint: helios_planner::cacheable::fingerprint(question_sql),
+            text: question_sql,
+            route: crate::ops::Route::Nl,
+            took: started.elapsed(),
+            rows: 0,
+            error,
+        });
+    }
 }
 
 /// Answer the message the relay handed over (it sits at the front of the

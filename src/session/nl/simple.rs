@@ -72,6 +72,7 @@ pub async fn handle(
         NlCall::Sql(QuestionArg::Text(ref q)) | NlCall::Run(QuestionArg::Text(ref q)) => {
             let run = matches!(call, NlCall::Run(_));
             let q = q.clone();
+            let started = std::time::Instant::now();
             if relay.upstream_status() != TransactionStatus::Idle {
                 nl_error(&in_transaction()).encode(&mut out);
                 return finish(relay, out).await;
@@ -79,12 +80,17 @@ pub async fn handle(
             let (client, conn, to_client) = relay.parts();
             let mut side = Side::new(conn, to_client);
             match translate(&mut side, nl, ctx, &q).await? {
-                Err(e) => nl_error(&e).encode(&mut out),
+                Err(e) => {
+                    ctx.record(&sql, started, Some(e.sqlstate()));
+                    nl_error(&e).encode(&mut out)
+                }
                 Ok(t) if !run => {
+                    ctx.record(&sql, started, None);
                     sql_result(&t, &[], true, &mut out);
                     nl.conversation.push(&q, &t.sql);
                 }
                 Ok(_) if ctx.cancel.seen() != ctx.cancels_seen => {
+                    ctx.record(&sql, started, Some("57014"));
                     nl_error(&cancelled()).encode(&mut out)
                 }
                 Ok(t) => {
@@ -98,8 +104,12 @@ pub async fn handle(
                         .run_read_only(client, &t.sql, &[], true, timeout)
                         .await?
                     {
-                        Outcome::Done => nl.conversation.push(&q, &t.sql),
+                        Outcome::Done => {
+                            ctx.record(&sql, started, None);
+                            nl.conversation.push(&q, &t.sql)
+                        }
                         Outcome::Failed(e) => {
+                            ctx.record(&sql, started, Some(&e.code));
                             tracing::info!(sql = %t.sql, error = %e, "generated SQL failed")
                         }
                     }
