@@ -391,6 +391,9 @@ fi
 
 # Helios: no result cache (every call reaches PostgreSQL), the advisor on.
 cat >"$work/helios.toml" <<EOF
+[admin]
+# Metrics on, as by default; any free port (a running Helios may hold 9930).
+listen = "127.0.0.1:0"
 [server]
 listen = "127.0.0.1:$HELIOS_PORT"
 [upstream]

@@ -90,6 +90,9 @@ EOF
 # Helios reaches PostgreSQL over its Unix socket, as a proxy on the database
 # host would.
 cat >"$work/helios.toml" <<EOF
+[admin]
+# Metrics on, as by default; any free port (a running Helios may hold 9930).
+listen = "127.0.0.1:0"
 [server]
 listen = "127.0.0.1:$HELIOS_PORT"
 worker_threads = $HELIOS_WORKERS

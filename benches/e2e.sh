@@ -70,6 +70,9 @@ as_pg "$BIN/pgbench" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U postgres po
 # Both proxies reach PostgreSQL the same way: its Unix socket, as a proxy on
 # the database host would.
 cat >"$work/helios.toml" <<EOF
+[admin]
+# Metrics on, as by default; any free port (a running Helios may hold 9930).
+listen = "127.0.0.1:0"
 [server]
 listen = "127.0.0.1:$HELIOS_PORT"
 worker_threads = $HELIOS_WORKERS

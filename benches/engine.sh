@@ -180,6 +180,9 @@ fi
 # Helios reaches PostgreSQL over its Unix socket, as a proxy on the database
 # host would. The engine's statements are logged (route, rows, ms).
 cat >"$work/helios.toml" <<EOF
+[admin]
+# Metrics on, as by default; any free port (a running Helios may hold 9930).
+listen = "127.0.0.1:0"
 [server]
 listen = "127.0.0.1:$HELIOS_PORT"
 [upstream]

@@ -623,7 +623,7 @@ impl<'a> Session<'a> {
     ) {
         if let Some(obs) = &self.obs {
             obs.record(&crate::ops::QueryRecord {
-                fingerprint,
+                fingerprint: Some(fingerprint),
                 text,
                 route: crate::ops::Route::Embedded,
                 took: started.elapsed(),

@@ -49,7 +49,9 @@ impl Route {
 
 /// A statement that has been answered.
 pub struct QueryRecord<'a> {
-    pub fingerprint: u64,
+    /// `None` when the caller has not computed it: it is then computed
+    /// only if a log needs it (most statements need none).
+    pub fingerprint: Option<u64>,
     pub text: &'a str,
     pub route: Route,
     pub took: Duration,
@@ -199,7 +201,7 @@ impl SessionObserver {
         }
         tracing::debug!(
             target: "helios::query",
-            query_id = %format_args!("{:016x}", q.fingerprint),
+            query_id = %format_args!("{:016x}", fingerprint(q)),
             route,
             duration_ms = us as f64 / 1000.0,
             rows = q.rows,
@@ -218,7 +220,7 @@ impl SessionObserver {
             };
             tracing::warn!(
                 target: "helios::slow_query",
-                query_id = %format_args!("{:016x}", q.fingerprint),
+                query_id = %format_args!("{:016x}", fingerprint(q)),
                 route,
                 duration_ms = us as f64 / 1000.0,
                 rows = q.rows,
@@ -238,7 +240,7 @@ impl SessionObserver {
                 database: self.database.clone(),
                 client: self.client.clone(),
                 application_name: self.application_name.clone(),
-                fingerprint: q.fingerprint,
+                fingerprint: fingerprint(q),
                 statement,
                 route,
                 rows: q.rows,
@@ -247,4 +249,9 @@ impl SessionObserver {
             });
         }
     }
+}
+
+fn fingerprint(q: &QueryRecord<'_>) -> u64 {
+    q.fingerprint
+        .unwrap_or_else(|| helios_planner::cacheable::fingerprint(q.text))
 }

@@ -93,7 +93,7 @@ impl AdminState {
         let result = commands::run(&self.server, &self.user, Some(self.client_id), cmd).await;
         let code = result.as_ref().err().map(|e| e.code.code().to_string());
         self.obs.record(&QueryRecord {
-            fingerprint: helios_planner::cacheable::fingerprint(text),
+            fingerprint: Some(helios_planner::cacheable::fingerprint(text)),
             text,
             route: Route::Admin,
             took: started.elapsed(),

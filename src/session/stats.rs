@@ -22,7 +22,8 @@ use crate::ops::{ClientEntry, ClientState, QueryRecord, Route, SessionObserver};
 
 /// A statement in a request.
 struct Shape {
-    fingerprint: u64,
+    /// Computed when the advisor is on (its log is keyed by it).
+    fingerprint: Option<u64>,
     text: Arc<str>,
 }
 
@@ -44,7 +45,7 @@ pub struct StatsTracker {
     bytes_in: u64,
     bytes_out: u64,
     /// Prepared statements: name -> shape.
-    statements: HashMap<String, (u64, Arc<str>)>,
+    statements: HashMap<String, (Option<u64>, Arc<str>)>,
     /// Statements bound since the last Sync, and when the first was.
     batch: Vec<Shape>,
     batch_start: Option<Instant>,
@@ -85,11 +86,8 @@ impl StatsTracker {
         }
     }
 
-    fn fingerprint(&self, text: &str) -> u64 {
-        match &self.svc {
-            Some(svc) => svc.fingerprint(text),
-            None => helios_planner::cacheable::fingerprint(text),
-        }
+    fn fingerprint(&self, text: &str) -> Option<u64> {
+        self.svc.as_ref().map(|svc| svc.fingerprint(text))
     }
 
     /// Bytes read from the client.
@@ -248,8 +246,13 @@ impl StatsTracker {
                 // A request of several statements: its time shared evenly, its
                 // rows counted once.
                 let rows = if i == 0 { r.rows } else { 0 };
-                svc.log
-                    .record(s.fingerprint, &s.text, took / n, rows, false);
+                svc.log.record(
+                    s.fingerprint.unwrap_or_default(),
+                    &s.text,
+                    took / n,
+                    rows,
+                    false,
+                );
             }
         }
         // A Sync with nothing bound (a Describe, a Close) is not a statement.

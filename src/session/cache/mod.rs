@@ -304,7 +304,7 @@ impl CacheState {
     fn record_hit(&self, hit: &CachedResult, took: std::time::Duration) {
         self.svc.store.count(Some(hit.stats()), true);
         self.obs.record(&crate::ops::QueryRecord {
-            fingerprint: hit.fingerprint(),
+            fingerprint: Some(hit.fingerprint()),
             text: &hit.stats().text,
             route: crate::ops::Route::Cache,
             took,

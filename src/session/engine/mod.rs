@@ -102,7 +102,7 @@ impl EngineState {
             log.record(fingerprint, text, took, rows, false);
         }
         self.obs.record(&crate::ops::QueryRecord {
-            fingerprint,
+            fingerprint: Some(fingerprint),
             text,
             route: crate::ops::Route::Engine,
             took,
