@@ -25,6 +25,7 @@ mod health;
 mod http;
 mod http_admin;
 mod metrics;
+mod nl;
 mod pause;
 mod reload;
 mod shutdown;

@@ -33,6 +33,8 @@ struct Batch {
     out: BytesMut,
     /// An error was reported: skip to Sync, as PostgreSQL does.
     failed: bool,
+    /// The SQLSTATE of the last error reported (for the query log).
+    error_code: Option<String>,
     /// Messages went to the upstream since its last Sync.
     upstream_unsynced: bool,
 }
@@ -44,6 +46,7 @@ pub async fn handle(
     first: Frame,
 ) -> io::Result<()> {
     let mut b = Batch {
+        error_code: None,
         out: BytesMut::new(),
         failed: false,
         // Parse/Describe/Close relayed just before: their replies come first.
@@ -134,6 +137,7 @@ fn bad_subtype(message: &str, kind: u8) -> PgError {
 fn fail(b: &mut Batch, e: PgError) {
     e.encode(&mut b.out);
     b.failed = true;
+    b.error_code = Some(e.code.code().to_string());
 }
 
 async fn flush(relay: &mut Relay<'_>, b: &mut Batch) -> io::Result<()> {
@@ -533,37 +537,66 @@ async fn execute(
         }
         NlCall::History => history(nl, &portal.result_formats, false, &mut b.out),
         NlCall::Sql(_) => {
+            let started = std::time::Instant::now();
+            let question = portal.question.as_deref().unwrap_or_default();
             if let Some(t) = portal_translation(relay, nl, ctx, b, &name).await? {
                 sql_result(&t, &portal.result_formats, false, &mut b.out);
-                nl.conversation
-                    .push(portal.question.as_deref().unwrap_or_default(), &t.sql);
+                nl.conversation.push(question, &t.sql);
+                ctx.record(question, started, None);
+            } else {
+                ctx.record(question, started, b.error_code.as_deref());
             }
         }
         NlCall::Run(_) => {
-            let Some(t) = portal_translation(relay, nl, ctx, b, &name).await? else {
-                return Ok(());
+            let started = std::time::Instant::now();
+            let question = portal.question.clone().unwrap_or_default();
+            let ran = run_portal(relay, nl, ctx, b, &name, &portal).await;
+            let error = match &ran {
+                Ok(()) if b.failed => b.error_code.clone().or_else(|| Some("XX000".into())),
+                Ok(()) => None,
+                Err(_) => Some("08006".to_string()),
             };
-            if !own_work_allowed(relay, b).await? {
-                return Ok(());
-            }
-            if ctx.cancel.seen() != ctx.cancels_seen {
-                fail(b, nl_error(&cancelled()));
-                return Ok(());
-            }
-            sql_notice(&t, &mut b.out);
-            flush(relay, b).await?;
-            let (client, conn, to_client) = relay.parts();
-            let mut side = Side::new(conn, to_client);
-            let timeout = ctx.service.config().statement_timeout;
-            match side
-                .run_read_only(client, &t.sql, &portal.result_formats, false, timeout)
-                .await?
-            {
-                Outcome::Done => nl
-                    .conversation
-                    .push(portal.question.as_deref().unwrap_or_default(), &t.sql),
-                Outcome::Failed(_) => b.failed = true,
-            }
+            ctx.record(&question, started, error.as_deref());
+            ran?;
+        }
+    }
+    Ok(())
+}
+
+/// Translate and run a `nl()` portal: its rows go to the client.
+async fn run_portal(
+    relay: &mut Relay<'_>,
+    nl: &mut NlState,
+    ctx: &Ctx<'_>,
+    b: &mut Batch,
+    name: &str,
+    portal: &NlPortal,
+) -> io::Result<()> {
+    let Some(t) = portal_translation(relay, nl, ctx, b, name).await? else {
+        return Ok(());
+    };
+    if !own_work_allowed(relay, b).await? {
+        return Ok(());
+    }
+    if ctx.cancel.seen() != ctx.cancels_seen {
+        fail(b, nl_error(&cancelled()));
+        return Ok(());
+    }
+    sql_notice(&t, &mut b.out);
+    flush(relay, b).await?;
+    let (client, conn, to_client) = relay.parts();
+    let mut side = Side::new(conn, to_client);
+    let timeout = ctx.service.config().statement_timeout;
+    match side
+        .run_read_only(client, &t.sql, &portal.result_formats, false, timeout)
+        .await?
+    {
+        Outcome::Done => nl
+            .conversation
+            .push(portal.question.as_deref().unwrap_or_default(), &t.sql),
+        Outcome::Failed(e) => {
+            b.failed = true;
+            b.error_code = Some(e.code);
         }
     }
     Ok(())

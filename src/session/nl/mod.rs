@@ -134,7 +134,12 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// A question answered (route `nl`): `error` is its SQLSTATE if it failed.
-    fn record(&self, question_sql: &str, started: std::time::Instant, error: Option<&str>) {
+    pub(super) fn record(
+        &self,
+        question_sql: &str,
+        started: std::time::Instant,
+        error: Option<&str>,
+    ) {
         self.obs.record(&crate::ops::QueryRecord {
             fingerprint: None,
             text: question_sql,
