@@ -294,10 +294,19 @@ async fn concurrent_identical_misses_go_upstream_once() {
         last = Some(c);
     }
     let c = last.unwrap();
-    let row = caches(&c)
-        .await
-        .into_iter()
-        .find(|r| r.0 == q)
-        .expect("listed");
+    // A hit is counted just after its reply is written: wait until all ten
+    // lookups are counted (an extra miss or hit still fails below).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let row = loop {
+        let row = caches(&c)
+            .await
+            .into_iter()
+            .find(|r| r.0 == q)
+            .expect("listed");
+        if row.1 + row.2 >= 10 || std::time::Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!((row.1, row.2), (9, 1), "hits, misses: {row:?}");
 }
