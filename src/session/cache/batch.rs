@@ -334,6 +334,7 @@ async fn answer(
         all.extend_from_slice(&out);
         out = all;
     }
+    st.count_hit(hit);
     client.write_all(&out).await.map_err(client_side)?;
     client.flush().await.map_err(client_side)?;
     st.record_hit(hit, started.elapsed());

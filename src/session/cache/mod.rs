@@ -300,9 +300,15 @@ impl CacheState {
 }
 
 impl CacheState {
-    /// A reply sent from the store.
-    fn record_hit(&self, hit: &CachedResult, took: std::time::Duration) {
+    /// A reply about to be sent from the store: counted before it goes, so
+    /// that once a client has its answer every session's `SHOW HELIOS
+    /// CACHES` shows the hit.
+    fn count_hit(&self, hit: &CachedResult) {
         self.svc.store.count(Some(hit.stats()), true);
+    }
+
+    /// A reply sent from the store, and how long sending took.
+    fn record_hit(&self, hit: &CachedResult, took: std::time::Duration) {
         self.obs.record(&crate::ops::QueryRecord {
             fingerprint: Some(hit.fingerprint()),
             text: &hit.stats().text,

@@ -167,6 +167,7 @@ async fn answer(relay: &mut Relay<'_>, st: &CacheState, hit: &CachedResult) -> i
     to_client.clear();
     out.extend_from_slice(reply);
     messages::ready_for_query(TransactionStatus::Idle, &mut out);
+    st.count_hit(hit);
     client.write_all(&out).await.map_err(client_side)?;
     client.flush().await.map_err(client_side)?;
     st.record_hit(hit, started.elapsed());
