@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use helios_wire::error::notice;
-use helios_wire::frame::{get_cstr, is_frontend_tag, tag, FrameError};
+use helios_wire::frame::{get_cstr, tag};
 use helios_wire::{messages, results, Frame, PgError, SqlState};
 use tokio::io::AsyncWriteExt;
 
-use super::nl::{client_side, Side};
+use super::nl::{client_side, next_batch_frame, Side};
 use super::relay::Relay;
 use crate::ops::commands::{self, AdminCommand, Answer};
 use crate::ops::{QueryRecord, Route, SessionObserver};
@@ -197,21 +197,7 @@ async fn batch(
             failed = true;
         }
         read += 1;
-        next = match relay
-            .read_client_frame(max_message)
-            .await
-            .map_err(client_side)?
-        {
-            Some(f) if is_frontend_tag(f.tag) => Some(f),
-            Some(f) => {
-                let e = io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    FrameError::BadTag { tag: f.tag },
-                );
-                return Err(client_side(e));
-            }
-            None => return Err(client_side(io::ErrorKind::UnexpectedEof.into())),
-        };
+        next = Some(next_batch_frame(relay, max_message).await?);
     }
     Ok(())
 }

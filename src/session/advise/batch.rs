@@ -12,7 +12,7 @@
 use std::io;
 
 use bytes::BytesMut;
-use helios_wire::frame::{get_cstr, is_frontend_tag, tag, FrameError};
+use helios_wire::frame::{get_cstr, tag};
 use helios_wire::results::{self, ResultRows};
 use helios_wire::{messages, Frame, PgError, SqlState};
 use tokio::io::AsyncWriteExt;
@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use super::command::{self, Command};
 use super::run;
 use super::AdviseState;
-use crate::session::nl::client_side;
+use crate::session::nl::{client_side, next_batch_frame};
 use crate::session::relay::Relay;
 
 /// Messages read looking for the batch's Sync, at most.
@@ -70,21 +70,7 @@ pub(super) async fn handle(
             );
         }
         read += 1;
-        next = match relay
-            .read_client_frame(max_message)
-            .await
-            .map_err(client_side)?
-        {
-            Some(f) if is_frontend_tag(f.tag) => Some(f),
-            Some(f) => {
-                let e = io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    FrameError::BadTag { tag: f.tag },
-                );
-                return Err(client_side(e));
-            }
-            None => return Err(client_side(io::ErrorKind::UnexpectedEof.into())),
-        };
+        next = Some(next_batch_frame(relay, max_message).await?);
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use helios_wire::arrow::TextSettings;
-use helios_wire::frame::{get_cstr, is_frontend_tag, tag, FrameError};
+use helios_wire::frame::{get_cstr, tag};
 use helios_wire::results;
 use helios_wire::{messages, Frame, PgError, SqlState, TransactionStatus};
 use tokio::io::AsyncWriteExt;
@@ -28,7 +28,7 @@ use super::run::{self, Decline, Tx};
 use super::{Ctx, EngineState};
 use crate::embedded::execute::{Running, Step};
 use crate::engine::route::{self, Reason, RouteDecision};
-use crate::session::nl::client_side;
+use crate::session::nl::{client_side, next_batch_frame};
 use crate::session::relay::Relay;
 
 /// Messages read looking for the batch's Sync, at most.
@@ -118,21 +118,7 @@ pub(super) async fn handle(
             );
         }
         read += 1;
-        next = match relay
-            .read_client_frame(max_message)
-            .await
-            .map_err(client_side)?
-        {
-            Some(f) if is_frontend_tag(f.tag) => Some(f),
-            Some(f) => {
-                let e = io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    FrameError::BadTag { tag: f.tag },
-                );
-                return Err(client_side(e));
-            }
-            None => return Err(client_side(io::ErrorKind::UnexpectedEof.into())),
-        };
+        next = Some(next_batch_frame(relay, max_message).await?);
     }
     Ok(())
 }

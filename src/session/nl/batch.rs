@@ -18,14 +18,17 @@ use std::io;
 use bytes::{Buf, BytesMut};
 use helios_nl::detect::{self, NlCall, QuestionArg};
 use helios_nl::{NlError, NlErrorKind};
-use helios_wire::frame::{get_cstr, is_frontend_tag, read_frame_buffered, tag, FrameError};
+use helios_wire::frame::{get_cstr, read_frame_buffered, tag};
 use helios_wire::results::{self, Column, ResultRows, Type};
 use helios_wire::{messages, Frame, PgError, SqlState, TransactionStatus};
 use tokio::io::AsyncWriteExt;
 
 use super::simple::{cancelled, history, history_columns, in_transaction, sql_columns, sql_result};
 use super::upstream::{Outcome, Side};
-use super::{client_side, nl_error, sql_notice, translate, Ctx, NlPortal, NlState, NlStatement};
+use super::{
+    client_side, next_batch_frame, nl_error, sql_notice, translate, Ctx, NlPortal, NlState,
+    NlStatement,
+};
 use crate::session::relay::Relay;
 
 /// A batch being answered.
@@ -65,28 +68,15 @@ pub async fn handle(
         if sync {
             break;
         }
-        next = match relay
-            .read_client_frame(ctx.max_message)
-            .await
-            .map_err(client_side)?
-        {
-            Some(f) if matches!(f.tag, tag::QUERY | tag::FUNCTION_CALL) && !b.failed => {
-                // Not part of the batch: answer what is pending and let the
-                // relay (or the simple-protocol handler) take it.
-                flush(relay, &mut b).await?;
-                relay.unread_client_frame(&f);
-                return Ok(());
-            }
-            Some(f) if is_frontend_tag(f.tag) => Some(f),
-            Some(f) => {
-                let e = io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    FrameError::BadTag { tag: f.tag },
-                );
-                return Err(client_side(e));
-            }
-            None => return Err(client_side(io::ErrorKind::UnexpectedEof.into())),
-        };
+        let f = next_batch_frame(relay, ctx.max_message).await?;
+        if matches!(f.tag, tag::QUERY | tag::FUNCTION_CALL) && !b.failed {
+            // Not part of the batch: answer what is pending and let the
+            // relay (or the simple-protocol handler) take it.
+            flush(relay, &mut b).await?;
+            relay.unread_client_frame(&f);
+            return Ok(());
+        }
+        next = Some(f);
     }
     Ok(())
 }

@@ -302,6 +302,27 @@ impl helios_nl::translate::Upstream for Explainer<'_, '_> {
     }
 }
 
+/// The client's next message in an extended-protocol batch a handler
+/// answers: a frontend message, or a client-side error (an unknown message
+/// type, or the client gone before its Sync).
+pub async fn next_batch_frame(
+    relay: &mut Relay<'_>,
+    max_message: usize,
+) -> io::Result<helios_wire::Frame> {
+    match relay
+        .read_client_frame(max_message)
+        .await
+        .map_err(client_side)?
+    {
+        Some(f) if helios_wire::frame::is_frontend_tag(f.tag) => Ok(f),
+        Some(f) => Err(client_side(io::Error::new(
+            io::ErrorKind::InvalidData,
+            FrameError::BadTag { tag: f.tag },
+        ))),
+        None => Err(client_side(io::ErrorKind::UnexpectedEof.into())),
+    }
+}
+
 /// An I/O error on the client's side of the session, as opposed to the
 /// upstream's: the session ends as the client's doing.
 #[derive(Debug)]
