@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod embedded;
 pub mod engine;
+pub mod limits;
 pub mod logging;
 pub mod nl;
 pub mod ops;

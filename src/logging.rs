@@ -15,8 +15,8 @@ static SET_FILTER: OnceLock<SetFilter> = OnceLock::new();
 /// Install the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
 pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
     let filter = match env_override() {
-        Some(f) => EnvFilter::try_new(f),
-        None => EnvFilter::try_new(&cfg.level),
+        Some(f) => filter(&f),
+        None => filter(&cfg.level),
     }
     .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
     // Colours only on a terminal: a log file or a pipe gets plain text
@@ -47,6 +47,30 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
+/// Libraries whose debug output quotes statement texts (sqlparser logs
+/// every statement it parses, DataFusion its plans, literals and all: a
+/// password in `ALTER ROLE ... PASSWORD '...'` would reach the log). They
+/// log at INFO at most unless the filter names them itself.
+const QUOTE_STATEMENTS: &[&str] = &[
+    "sqlparser",
+    "datafusion",
+    "datafusion_sql",
+    "datafusion_optimizer",
+    "datafusion_physical_plan",
+    "datafusion_physical_optimizer",
+    "datafusion_expr",
+];
+
+fn filter(spec: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let mut f = EnvFilter::try_new(spec)?;
+    for target in QUOTE_STATEMENTS {
+        if !spec.contains(target) {
+            f = f.add_directive(format!("{target}=info").parse()?);
+        }
+    }
+    Ok(f)
+}
+
 fn env_override() -> Option<String> {
     std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty())
 }
@@ -54,7 +78,7 @@ fn env_override() -> Option<String> {
 /// Apply a reloaded `log.level` (unless `RUST_LOG` rules, or no logger
 /// was installed by [`init`]).
 pub fn set_level(level: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?;
+    let filter = filter(level).map_err(|e| format!("log.level: {e}"))?;
     if env_override().is_some() {
         return Ok(());
     }

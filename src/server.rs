@@ -50,6 +50,8 @@ pub struct Server {
     /// The running configuration: `config` with reloaded live settings.
     current: ArcSwap<Config>,
     auth: ArcSwap<AuthState>,
+    /// Rate limits (`[limits]`), rebuilt when a reload changes them.
+    limits: ArcSwap<crate::limits::Limits>,
     pub tls: Option<ServerTls>,
     /// The upstream's connection pool; `None` when no upstream is
     /// configured and Helios serves its embedded database instead.
@@ -156,6 +158,7 @@ impl Server {
             cache,
             advisor,
             engine,
+            limits: ArcSwap::from_pointee(crate::limits::Limits::new(&config.limits)),
             current: ArcSwap::from_pointee(config.clone()),
             config,
             auth: ArcSwap::from_pointee(auth),
@@ -179,6 +182,11 @@ impl Server {
     /// How clients authenticate now.
     pub fn auth(&self) -> Arc<AuthState> {
         self.auth.load_full()
+    }
+
+    /// The rate limiters now (a cheap guard: this is read per statement).
+    pub fn limits(&self) -> arc_swap::Guard<Arc<crate::limits::Limits>> {
+        self.limits.load()
     }
 
     /// Where reloads read the configuration from (set once, by `main`).
@@ -232,6 +240,10 @@ impl Server {
         }
         self.ops
             .set_slow_query_threshold(effective.log.slow_query_threshold);
+        if effective.limits != running.limits {
+            self.limits
+                .store(Arc::new(crate::limits::Limits::new(&effective.limits)));
+        }
         self.current.store(Arc::new(effective));
         Ok(report)
     }
@@ -379,11 +391,17 @@ impl Server {
             let reaper = {
                 let server = self.clone();
                 tokio::spawn(async move {
-                    let Some(pool) = &server.pool else { return };
-                    let mut tick = tokio::time::interval(pool.reap_interval());
+                    let every = server
+                        .pool
+                        .as_ref()
+                        .map_or(Duration::from_secs(30), |p| p.reap_interval());
+                    let mut tick = tokio::time::interval(every);
                     loop {
                         tick.tick().await;
-                        pool.reap();
+                        if let Some(pool) = &server.pool {
+                            pool.reap();
+                        }
+                        server.limits().forget_idle();
                     }
                 })
             };
@@ -442,7 +460,7 @@ impl Server {
                     Ok((sock, peer)) => {
                         let _ = sock.set_nodelay(true);
                         self.clone()
-                            .spawn_session(ClientStream::Tcp(sock), peer.to_string());
+                            .spawn_session(ClientStream::Tcp(sock), Some(peer));
                     }
                     Err(e) => accept_error(e).await,
                 }
@@ -454,9 +472,7 @@ impl Server {
             };
             loop {
                 match listener.accept().await {
-                    Ok((sock, _)) => self
-                        .clone()
-                        .spawn_session(ClientStream::Unix(sock), "[local]".into()),
+                    Ok((sock, _)) => self.clone().spawn_session(ClientStream::Unix(sock), None),
                     Err(e) => accept_error(e).await,
                 }
             }
@@ -489,7 +505,8 @@ impl Server {
         }
     }
 
-    fn spawn_session(self: Arc<Self>, stream: ClientStream, peer: String) {
+    /// `peer`: the client's address; `None` on the Unix socket.
+    fn spawn_session(self: Arc<Self>, stream: ClientStream, peer: Option<std::net::SocketAddr>) {
         metrics::counter!("helios_client_connections_total").increment(1);
         let slot = self.take_slot();
         tokio::spawn(crate::session::serve(self, stream, slot, peer));

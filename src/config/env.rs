@@ -62,7 +62,10 @@ fn expand(s: &str, vars: &[(String, String)]) -> Result<String, String> {
         } else if let Some(tail) = after.strip_prefix("${") {
             let end = tail
                 .find('}')
-                .ok_or_else(|| format!("unterminated \"${{\" in \"{s}\""))?;
+                // The value is not quoted: it may be a secret.
+                .ok_or_else(|| {
+                    "unterminated \"${\" (write $${ for a literal \"${\")".to_string()
+                })?;
             let spec = &tail[..end];
             let (name, default) = match spec.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),

@@ -10,6 +10,7 @@ mod advisor;
 mod cache;
 mod engine;
 mod env;
+mod limits;
 mod ops;
 mod types;
 
@@ -18,6 +19,7 @@ use std::path::Path;
 pub use advisor::*;
 pub use cache::*;
 pub use engine::*;
+pub use limits::*;
 pub use ops::*;
 pub use types::*;
 
@@ -41,6 +43,21 @@ impl ConfigError {
             key: key.to_string(),
             message: message.into(),
         }
+    }
+}
+
+/// A TOML syntax error by line and column, without the source line toml
+/// quotes: that line may hold a password.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
     }
 }
 
@@ -78,7 +95,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: name.to_string(),
-            message: e.to_string(),
+            message: parse_error(text, &e),
         })?;
         env::interpolate(&mut value, vars, &mut Vec::new())?;
         env::apply_overrides(&mut value, vars)?;

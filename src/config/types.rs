@@ -29,6 +29,8 @@ pub struct Config {
     pub admin: super::AdminConfig,
     /// `[audit]`: the audit log.
     pub audit: super::AuditConfig,
+    /// `[limits]`: timeouts and rate limits per user and client address.
+    pub limits: super::LimitsConfig,
 }
 
 /// `[server]`: where Helios listens and how much it accepts.
@@ -69,12 +71,25 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The largest message (tag and length included) a client may send:
+    /// `max_message_size`, but never more than PostgreSQL takes (a length
+    /// field up to 0x3FFFFFFE; "1GB" would let one more byte through, and a
+    /// message that size streams to the upstream before it is refused).
+    pub fn message_limit(&self) -> usize {
+        self.max_message_size.min((1 << 30) - 1)
+    }
+}
+
 /// `[tls]`: the certificate clients see. Both files, or neither (no TLS).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Refuse clients that do not negotiate TLS (FATAL 28000). Unix-socket
+    /// clients are local and exempt, as with PostgreSQL's `hostssl`.
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +157,13 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Further connection attempts after a failed one (nothing sent yet).
     pub connect_retries: u32,
+    /// Consecutive failed connection attempts (after their retries) that
+    /// open the circuit breaker: new sessions then fail at once with 08006
+    /// until a trial connection succeeds. 0: no breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before it lets a trial through.
+    #[serde(with = "duration")]
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for UpstreamConfig {
@@ -152,6 +174,8 @@ impl Default for UpstreamConfig {
             tls_ca_file: None,
             connect_timeout: Duration::from_secs(5),
             connect_retries: 2,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(1),
         }
     }
 }
@@ -176,6 +200,12 @@ pub struct PoolConfig {
     pub check_after_idle: Duration,
     /// Run when a client leaves, before the connection is reused.
     pub reset_query: String,
+    /// Give a client its upstream connection at its first message rather
+    /// than at login, once a login with the same startup parameters has
+    /// taught Helios the server's greeting (as PgBouncer does): clients that
+    /// sit idle hold no upstream connection. The BackendKeyData pid is then
+    /// Helios's own rather than the backend's (`pg_backend_pid()` differs).
+    pub lazy_attach: bool,
 }
 
 impl Default for PoolConfig {
@@ -187,6 +217,7 @@ impl Default for PoolConfig {
             max_lifetime: Duration::from_secs(3600),
             check_after_idle: Duration::from_secs(30),
             reset_query: "DISCARD ALL".to_string(),
+            lazy_attach: false,
         }
     }
 }
@@ -258,6 +289,12 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+        if self.tls.require_tls && self.tls.cert_file.is_none() {
+            return Err(ConfigError::invalid(
+                "tls.require_tls",
+                "needs tls.cert_file and tls.key_file (clients cannot negotiate TLS without a certificate)",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.auth.users.iter().enumerate() {
@@ -375,6 +412,13 @@ impl Config {
         self.engine.validate()?;
         self.admin.validate()?;
         self.audit.validate()?;
+        self.limits.validate()?;
+        if self.upstream.breaker_failures > 0 && self.upstream.breaker_cooldown.is_zero() {
+            return Err(ConfigError::invalid(
+                "upstream.breaker_cooldown",
+                "must be more than 0s while upstream.breaker_failures is set",
+            ));
+        }
         if let Some(url) = &self.upstream.url {
             crate::upstream::UpstreamTarget::from_config(url, &self.upstream)
                 .map_err(|m| ConfigError::invalid("upstream.url", m))?;

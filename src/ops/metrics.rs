@@ -144,6 +144,14 @@ fn describe() {
         "helios_upstream_up",
         "1 when the last readiness probe reached the upstream"
     );
+    describe_gauge!(
+        "helios_upstream_breaker_state",
+        "Upstream circuit breaker: 0 closed, 1 half-open, 2 open (new sessions fail fast with 08006)"
+    );
+    describe_counter!(
+        "helios_limit_refusals_total",
+        "Requests refused or ended by a limit, by limit (user_queries, address_queries, connections, auth_failures, require_tls, query_timeout, idle_in_transaction_timeout)"
+    );
     describe_counter!(
         "helios_config_reloads_total",
         "Configuration reloads, by status (ok, error)"
@@ -199,6 +207,7 @@ pub fn render(server: &Server, handle: &PrometheusHandle) -> String {
             metrics::gauge!("helios_pool_waiting", "database" => db.clone(), "user" => user.clone()).set(0.0);
         }
         *prev = Some(seen);
+        metrics::gauge!("helios_upstream_breaker_state").set(pool.breaker_state().as_gauge());
     }
     let phase = ops.lifecycle.phase();
     metrics::gauge!("helios_paused").set(f64::from(u8::from(phase.paused)));

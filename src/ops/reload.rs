@@ -22,11 +22,13 @@ pub const LIVE: &[&str] = &[
     "pool.max_lifetime",
     "pool.check_after_idle",
     "pool.reset_query",
+    "pool.lazy_attach",
     "log.level",
     "log.slow_query_threshold",
     "cache.ttl",
     "admin.token",
     "admin.users",
+    "limits",
 ];
 
 pub fn is_live(key: &str) -> bool {
@@ -80,6 +82,7 @@ pub fn merge(running: &Config, new: &Config) -> (Config, ReloadReport) {
     eff.cache.ttl = new.cache.ttl;
     eff.admin.token = new.admin.token.clone();
     eff.admin.users = new.admin.users.clone();
+    eff.limits = new.limits.clone();
     let before = flatten(running);
     let after = flatten(&eff);
     let wanted = flatten(new);

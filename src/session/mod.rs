@@ -8,9 +8,11 @@
 
 mod admin;
 mod advise;
+mod attach;
 mod cache;
 mod engine;
 mod gate;
+mod limit;
 pub(crate) mod nl;
 mod relay;
 mod startup;
@@ -20,20 +22,27 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use helios_wire::frame::tag;
-use helios_wire::{messages, ClientKey, ClientStream, PgError, SqlState, TransactionStatus};
+use helios_wire::{ClientKey, ClientStream, PgError, SqlState, TransactionStatus};
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
 pub(crate) use advise::command as advise_command;
 pub use gate::shutdown_error;
-pub use relay::{Intercept, Relay, RelayEnd};
+pub use relay::{Intercept, Relay, RelayEnd, Timeouts};
 use startup::Negotiated;
 
 use crate::server::{ClientSlot, Server};
-use crate::upstream::{ConnectError, Login, PoolKey};
+use crate::upstream::{Login, PoolKey};
 
 /// Serve one client connection.
-pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, peer: String) {
+pub async fn serve(
+    server: Arc<Server>,
+    stream: ClientStream,
+    slot: ClientSlot,
+    addr: Option<std::net::SocketAddr>,
+) {
+    let peer = addr.map_or_else(|| "[local]".to_string(), |a| a.to_string());
+    let ip = addr.map(|a| a.ip());
     let span = tracing::info_span!(
         "session",
         %peer,
@@ -98,6 +107,10 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             );
             return send_error(&mut stream, &e).await;
         }
+        if let Err(e) = startup::admit(&server, &stream, &user, ip) {
+            tracing::info!(error = %e, "connection refused");
+            return send_error(&mut stream, &e).await;
+        }
 
         let auth = match tokio::time::timeout_at(
             deadline,
@@ -109,6 +122,9 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             Ok(Err(e)) if e.code == SqlState::CONNECTION_FAILURE => return,
             Ok(Err(e)) => {
                 tracing::info!(error = %e, "authentication failed");
+                if e.code == SqlState::INVALID_PASSWORD {
+                    server.limits().login_failed(ip);
+                }
                 return send_error(&mut stream, &e).await;
             }
             Err(_) => {
@@ -127,7 +143,7 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
             let target = crate::upstream::CancelTarget::local();
             let signal = target.requested.clone();
             server.cancels.set_target(key, Some(target));
-            let max_message = server.config_now().server.max_message_size;
+            let max_message = server.config_now().server.message_limit();
             entry.set_state(crate::ops::ClientState::Idle);
             let client = crate::embedded::Client {
                 user: &user,
@@ -170,42 +186,29 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         };
         let key = PoolKey { database, user };
         entry.set_state(crate::ops::ClientState::Waiting);
-        if let Err(e) = gate.admit().await {
-            return send_error(&mut stream, &e).await;
-        }
-        let wait_started = std::time::Instant::now();
-        let acquired = pool.acquire(key.clone(), &login).await;
-        obs.waited(wait_started.elapsed());
-        let mut pooled = match acquired {
-            Ok(p) => p,
-            Err(ConnectError::Rejected {
-                frame,
-                fields,
-                after_auth_ok,
-            }) => {
-                tracing::info!(error = %fields, "upstream refused the login");
-                // As PostgreSQL does: "database does not exist" and the like
-                // come after AuthenticationOk.
-                let mut out = BytesMut::new();
-                if after_auth_ok {
-                    messages::authentication_ok(&mut out);
-                }
-                out.extend_from_slice(&frame.to_bytes());
-                let _ = stream.write_all(&out).await;
-                let _ = stream.flush().await;
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no upstream connection");
-                return send_error(&mut stream, &e.to_pg_error()).await;
-            }
+        let ctx = attach::AttachCtx {
+            server: &server,
+            pool,
+            key: &key,
+            login: &login,
+            entry: &entry,
+            obs: &obs,
         };
-
-        let client_key = server.cancels.issue_preferring(pooled.conn.key.pid);
+        let Some(attached) = attach::attach(&mut stream, &mut gate, &ctx).await else {
+            return;
+        };
+        let attach::Attached {
+            mut pooled,
+            client_key,
+            early,
+            greeted,
+        } = attached;
         let cancel_target = pooled.conn.cancel_target();
         let cancels_in_flight = cancel_target.in_flight.clone();
         let cancel_signal = cancel_target.requested.clone();
-        server.cancels.set_target(client_key, Some(cancel_target));
+        server
+            .cancels
+            .set_target(client_key, Some(cancel_target.clone()));
         entry.set_upstream(
             pooled.conn.key.pid,
             std::time::SystemTime::now() - pooled.conn.created.elapsed(),
@@ -219,9 +222,12 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
         );
 
         let mut reusable = false;
-        if greet(&mut stream, &pooled.conn, client_key).await.is_ok() {
-            let max_message = server.config_now().server.max_message_size;
-            let mut relay = Relay::new(&mut stream, &mut pooled.conn, client_key.pid, max_message);
+        if greeted {
+            let max_message = server.config_now().server.message_limit();
+            let timeouts = Timeouts::from_config(&server.config_now().limits);
+            let mut relay = Relay::new(&mut stream, &mut pooled.conn, client_key.pid, max_message)
+                .with_timeouts(timeouts)
+                .with_client_bytes(early);
             if let Some(svc) = &server.cache {
                 svc.ensure_listener(&key.database, pool.target().clone(), &login);
             }
@@ -253,6 +259,9 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                 }),
                 stats: stats::StatsTracker::new(server.advisor.clone(), obs.clone(), entry.clone()),
                 admin: admin::AdminState::new(server.clone(), &key.user, entry.id, obs.clone()),
+                limit: limit::QueryLimit::new(server.clone(), &key.user, ip),
+                refusal: None,
+                passing: false,
                 phase: server.ops.lifecycle.subscribe(),
                 status: TransactionStatus::Idle,
                 batch_open: false,
@@ -266,9 +275,26 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                         None => continue,
                     },
                 };
-                let RelayEnd::Handover = end else {
-                    break end;
-                };
+                match end {
+                    RelayEnd::Handover => {}
+                    RelayEnd::QueryTimeout => {
+                        query_timed_out(&server, &mut relay, &cancel_target, timeouts).await;
+                        continue;
+                    }
+                    RelayEnd::IdleInTransactionTimeout => {
+                        metrics::counter!("helios_limit_refusals_total", "limit" => "idle_in_transaction_timeout").increment(1);
+                        tracing::info!("ending a session idle in a transaction for limits.idle_in_transaction_timeout");
+                        if relay.client_caught_up() {
+                            let e = PgError::fatal(
+                                SqlState::new("25P03"),
+                                "terminating connection due to idle-in-transaction timeout",
+                            );
+                            let _ = relay.write_to_client(&e.to_bytes()).await;
+                        }
+                        break end;
+                    }
+                    end => break end,
+                }
                 if let Some(Owner::Gate) = intercepts.owner {
                     intercepts.owner = None;
                     let frame = relay.take_client_frame();
@@ -278,6 +304,11 @@ pub async fn serve(server: Arc<Server>, stream: ClientStream, slot: ClientSlot, 
                     }
                 }
                 let handled = match (intercepts.owner.take(), &mut intercepts) {
+                    (Some(Owner::Limit), Intercepts { refusal, .. }) => {
+                        let frame = relay.take_client_frame();
+                        let e = refusal.take().expect("a refusal has its error");
+                        limit::refuse(&mut relay, frame, &e, max_message).await
+                    }
                     (Some(Owner::Admin), Intercepts { admin, .. }) => {
                         let frame = relay.take_client_frame();
                         admin::handle(&mut relay, admin, frame, max_message).await
@@ -379,6 +410,8 @@ enum Owner {
     Gate,
     /// `SHOW HELIOS STATS`, `HELIOS RELOAD`, ...
     Admin,
+    /// Over a rate limit: answered with 53400.
+    Limit,
     Nl,
     Advise,
     Engine,
@@ -396,6 +429,12 @@ struct Intercepts<'s> {
     cache: Option<cache::CacheState>,
     stats: stats::StatsTracker,
     admin: admin::AdminState,
+    limit: limit::QueryLimit,
+    /// Why [`Owner::Limit`] refused the request.
+    refusal: Option<PgError>,
+    /// The message being asked about was handed back by a handler: it was
+    /// counted against the rate limits the first time.
+    passing: bool,
     /// Paused or draining?
     phase: tokio::sync::watch::Receiver<crate::ops::Phase>,
     /// The upstream's transaction status as of its last ReadyForQuery.
@@ -420,6 +459,15 @@ impl Intercepts<'_> {
             && self.phase.borrow().holds()
         {
             return Some(Owner::Gate);
+        }
+        // Each Query, and each extended-protocol batch at its first message,
+        // counts against the rate limits, whoever answers it.
+        let new_request = frame[0] == tag::QUERY || (frame[0] != tag::SYNC && !self.batch_open);
+        if new_request && !self.passing {
+            if let Err(e) = self.limit.check() {
+                self.refusal = Some(e);
+                return Some(Owner::Limit);
+            }
         }
         if let Some((_, nl)) = &mut self.nl {
             if nl.wants(frame, in_flight) {
@@ -459,6 +507,13 @@ impl Intercept for Intercepts<'_> {
         self.owner.is_some()
     }
 
+    fn handed_back(&mut self, frame: &[u8], in_flight: u32) -> bool {
+        self.passing = true;
+        let wanted = self.wants(frame, in_flight);
+        self.passing = false;
+        wanted
+    }
+
     fn refused(&mut self, frame: &[u8], in_flight: u32) {
         // It goes upstream after all.
         self.stats.forwarded(frame);
@@ -472,11 +527,14 @@ impl Intercept for Intercepts<'_> {
             Some(Owner::Cache) => c.refused(frame, in_flight),
             // Asked first, so the cache has not seen it: it is relayed,
             // and may write.
-            Some(Owner::Nl | Owner::Advise | Owner::Engine | Owner::Admin | Owner::Gate)
-                if c.wants(frame, in_flight) =>
-            {
-                c.refused(frame, in_flight)
-            }
+            Some(
+                Owner::Nl
+                | Owner::Advise
+                | Owner::Engine
+                | Owner::Admin
+                | Owner::Gate
+                | Owner::Limit,
+            ) if c.wants(frame, in_flight) => c.refused(frame, in_flight),
             _ => {}
         }
     }
@@ -528,22 +586,45 @@ impl Intercept for Intercepts<'_> {
     }
 }
 
-/// The greeting once the upstream connection is ready: AuthenticationOk, the
-/// server's parameters, Helios's cancel key, ReadyForQuery — in one write.
-async fn greet(
-    stream: &mut ClientStream,
-    conn: &crate::upstream::UpstreamConn,
-    key: ClientKey,
-) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(512);
-    messages::authentication_ok(&mut out);
-    for (name, value) in &conn.params {
-        messages::parameter_status(name, value, &mut out);
+/// A request ran for `limits.query_timeout`: cancel it upstream, as a
+/// client's cancel would be (the upstream answers 57014), telling the client
+/// why first when nothing else is on its way to it.
+async fn query_timed_out(
+    server: &Arc<Server>,
+    relay: &mut Relay<'_>,
+    target: &crate::upstream::CancelTarget,
+    timeouts: Timeouts,
+) {
+    let limit = timeouts.query.unwrap_or_default();
+    let limit = humantime::format_duration(limit);
+    metrics::counter!("helios_limit_refusals_total", "limit" => "query_timeout").increment(1);
+    tracing::info!(%limit, "canceling a statement that ran longer than limits.query_timeout");
+    if relay.client_caught_up() {
+        let mut out = BytesMut::new();
+        helios_wire::error::notice(
+            "WARNING",
+            SqlState::QUERY_CANCELED,
+            &format!("canceling statement due to statement timeout: it ran longer than limits.query_timeout ({limit})"),
+            &mut out,
+        );
+        let _ = relay.write_to_client(&out).await;
     }
-    messages::backend_key_data(key, &mut out);
-    messages::ready_for_query(TransactionStatus::Idle, &mut out);
-    stream.write_all(&out).await?;
-    stream.flush().await
+    let Some(pool) = &server.pool else { return };
+    // Awaited, not spawned: nothing more is relayed until PostgreSQL has
+    // taken the cancel. Its signal can reach the backend after the statement
+    // it was meant for has ended; if the client's next statement were
+    // already waiting in the socket, that statement would be canceled too.
+    let upstream = pool.target();
+    let limit = upstream.connect_timeout * 2;
+    let sent = tokio::time::timeout(limit, crate::upstream::send_cancel(upstream, target))
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+    match sent {
+        Ok(()) => tracing::debug!(upstream_pid = target.key.pid, "cancel sent"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not cancel a statement past limits.query_timeout")
+        }
+    }
 }
 
 /// Tell the client why the session ends, if the message stream is at a

@@ -10,10 +10,11 @@
 //! its buffer holds `HIGH_WATER` bytes nobody has taken yet, so a slow reader
 //! slows the upstream instead of growing memory.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use helios_wire::frame::{get_cstr, read_frame_buffered, tag, HEADER_LEN};
@@ -45,6 +46,12 @@ pub trait Intercept: Send {
     /// `in_flight`: requests (Query, Sync) relayed before this message
     /// whose ReadyForQuery has not come back.
     fn wants(&mut self, frame: &[u8], in_flight: u32) -> bool;
+
+    /// [`Intercept::wants`], for a message a handler gave back to be
+    /// relayed: seen for the second time (it must not be counted twice).
+    fn handed_back(&mut self, frame: &[u8], in_flight: u32) -> bool {
+        self.wants(frame, in_flight)
+    }
 
     /// A message [`Intercept::wants`] asked for is relayed after all: it
     /// came after a Bind or Execute with no Sync since, where Helios cannot
@@ -95,6 +102,48 @@ pub enum RelayEnd {
     UpstreamFailed(io::Error),
     /// Helios is shutting down: the client was told (FATAL 57P01).
     Shutdown,
+    /// A request has been running upstream for `limits.query_timeout`: the
+    /// session cancels it and relays on (the client gets the upstream's 57014).
+    QueryTimeout,
+    /// The session sat inside a transaction, sending nothing, for
+    /// `limits.idle_in_transaction_timeout`: it ends.
+    IdleInTransactionTimeout,
+}
+
+/// Time limits the relay watches (`[limits]`); `None` is no limit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeouts {
+    pub query: Option<Duration>,
+    pub idle_in_transaction: Option<Duration>,
+}
+
+impl Timeouts {
+    pub fn from_config(l: &crate::config::LimitsConfig) -> Self {
+        let some = |d: Duration| (!d.is_zero()).then_some(d);
+        Timeouts {
+            query: some(l.query_timeout),
+            idle_in_transaction: some(l.idle_in_transaction_timeout),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.query.is_some() || self.idle_in_transaction.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    Query,
+    IdleInTransaction,
+}
+
+/// The one timer a session needs at a time: armed for what the session is
+/// doing now, and re-armed when that changes (a ReadyForQuery arrives).
+struct Timer {
+    kind: TimerKind,
+    /// `SessionState::readies` when armed.
+    readies: u64,
+    sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 /// What the relay learns about the session from the messages going by.
@@ -121,6 +170,8 @@ pub struct SessionState {
     unsynced: bool,
     /// A Bind or Execute was among them: portals exist, or a statement ran.
     bound_since_sync: bool,
+    /// ReadyForQuery messages seen so far (a request ended).
+    readies: u64,
 }
 
 /// Client-to-upstream observer: counts requests that will be answered by a
@@ -200,6 +251,7 @@ impl FrameVisitor for FromUpstream<'_> {
                 // A failed COPY ends copy-in mode without the client's CopyDone.
                 self.state.copy_in = false;
                 self.state.in_flight = self.state.in_flight.saturating_sub(1);
+                self.state.readies += 1;
                 if let Some(s) = frame.get(5).and_then(|&b| TransactionStatus::from_byte(b)) {
                     *self.conn_status = s;
                     self.state.ready_seen.push(s);
@@ -297,6 +349,11 @@ pub struct Relay<'a> {
     /// talked to the upstream itself.
     to_client: BytesMut,
     pub state: SessionState,
+    timeouts: Timeouts,
+    timer: Option<Timer>,
+    /// The timer that last went off, and for which request: it does not go
+    /// off again until the session moves on.
+    fired: Option<(TimerKind, u64)>,
 }
 
 impl<'a> Relay<'a> {
@@ -329,11 +386,31 @@ impl<'a> Relay<'a> {
             pass_count: 0,
             to_client: BytesMut::new(),
             state: SessionState::default(),
+            timeouts: Timeouts::default(),
+            timer: None,
+            fired: None,
         }
+    }
+
+    /// Start from client bytes read before the relay existed.
+    pub fn with_client_bytes(mut self, early: BytesMut) -> Self {
+        if !early.is_empty() {
+            self.c2u.buf.extend_from_slice(&early);
+        }
+        self
+    }
+
+    /// Watch these time limits from now on.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Relay until one side ends the session, or a message is for Helios.
     pub async fn run(&mut self, intercept: &mut dyn Intercept) -> RelayEnd {
+        // Time spent outside the relay (a handler answering) is not the
+        // client's idling, nor the upstream's running: start counting afresh.
+        self.timer = None;
         // Messages for the client a handler collected and did not send (it
         // handed its message back to be relayed): whole messages, at a
         // boundary, so they go out first.
@@ -389,7 +466,7 @@ impl<'a> Relay<'a> {
                         // Handed back: it is relayed whatever the answer,
                         // but what it does must still be noted (a handler
                         // that gave up on it may not have).
-                        if intercept.wants(frame, in_flight) {
+                        if intercept.handed_back(frame, in_flight) {
                             intercept.refused(frame, in_flight);
                         }
                         let _ = v.header(t, len);
@@ -701,9 +778,71 @@ impl<'a> Relay<'a> {
             }
 
             if !progress {
+                if self.timeouts.any() {
+                    if let Some(end) = self.poll_timer(cx) {
+                        return Poll::Ready(end);
+                    }
+                }
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Arm the timer for what the session is doing (a request running
+    /// upstream, or idling inside a transaction), and report when it goes off.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Option<RelayEnd> {
+        let s = &self.state;
+        let want = if self.handover {
+            None
+        } else if s.in_flight > 0 {
+            self.timeouts.query.map(|d| (TimerKind::Query, d))
+        } else if self.up.status != TransactionStatus::Idle
+            && self.c2u.buf.is_empty()
+            && !self.c2u.eof
+        {
+            // As PostgreSQL's idle_in_transaction_session_timeout: from the
+            // ReadyForQuery that left the session in a transaction.
+            self.timeouts
+                .idle_in_transaction
+                .map(|d| (TimerKind::IdleInTransaction, d))
+        } else {
+            None
+        };
+        let Some((kind, limit)) = want else {
+            self.timer = None;
+            return None;
+        };
+        let readies = s.readies;
+        if self.fired == Some((kind, readies)) {
+            return None;
+        }
+        match &self.timer {
+            Some(t) if t.kind == kind && t.readies == readies => {}
+            _ => {
+                self.timer = Some(Timer {
+                    kind,
+                    readies,
+                    sleep: Box::pin(tokio::time::sleep(limit)),
+                })
+            }
+        }
+        let timer = self.timer.as_mut().expect("armed above");
+        if timer.sleep.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        self.timer = None;
+        self.fired = Some((kind, readies));
+        Some(match kind {
+            TimerKind::Query => RelayEnd::QueryTimeout,
+            TimerKind::IdleInTransaction => RelayEnd::IdleInTransactionTimeout,
+        })
+    }
+
+    /// Whether everything cleared for the client has been written and the
+    /// upstream's bytes stop at a message boundary: a message of Helios's
+    /// own can be written now, in order, without waiting on the client.
+    pub fn client_caught_up(&self) -> bool {
+        self.u2c_scan.ready() == 0 && !self.u2c_unflushed && self.at_message_boundary()
     }
 
     /// After the relay ended: forward what is still cleared for the client

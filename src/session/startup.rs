@@ -107,6 +107,34 @@ pub async fn negotiate(server: &Server, mut stream: ClientStream) -> Negotiated 
     }
 }
 
+/// Whether this client may go on to authenticate: TLS when `require_tls`
+/// asks for it, the address's connection rate, and no lockout for failed
+/// logins. Checked before any password exchange, so a refusal says the same
+/// whichever user the client named.
+pub fn admit(
+    server: &Server,
+    stream: &ClientStream,
+    user: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), PgError> {
+    let config = server.config_now();
+    if config.tls.require_tls && matches!(stream, ClientStream::Tcp(_)) {
+        metrics::counter!("helios_limit_refusals_total", "limit" => "require_tls").increment(1);
+        let peer = ip.map_or_else(|| "[local]".to_string(), |ip| ip.to_string());
+        return Err(PgError::fatal(
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("connection from {peer} for user \"{user}\" refused: Helios requires SSL (tls.require_tls)"),
+        )
+        .with_hint("Connect with sslmode=require (or stricter)."));
+    }
+    let limits = server.limits();
+    if let Err(e) = limits.check_connection(ip) {
+        metrics::counter!("helios_limit_refusals_total", "limit" => "connections").increment(1);
+        return Err(e);
+    }
+    limits.check_login(ip)
+}
+
 /// Check the client's identity with the configured method.
 pub async fn authenticate(
     server: &Server,

@@ -49,6 +49,10 @@ pub struct UpstreamTarget {
     tls_config: Option<Arc<rustls::ClientConfig>>,
     pub connect_timeout: Duration,
     pub connect_retries: u32,
+    /// Circuit breaker: consecutive failed connects that open it (0: none),
+    /// and how long it stays open before a trial.
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
     /// Helios's own login (the URL's user, password, database).
     pub service_user: Option<String>,
     pub service_password: Option<String>,
@@ -133,6 +137,8 @@ impl UpstreamTarget {
             tls_config,
             connect_timeout: *pg.get_connect_timeout().unwrap_or(&cfg.connect_timeout),
             connect_retries: cfg.connect_retries,
+            breaker_failures: cfg.breaker_failures,
+            breaker_cooldown: cfg.breaker_cooldown,
             service_user: pg.get_user().map(str::to_string),
             service_password: pg
                 .get_password()
@@ -259,6 +265,13 @@ pub enum ConnectError {
     },
     /// The upstream broke the protocol or hung up during login.
     Broken { upstream: String, reason: String },
+    /// The circuit breaker is open: recent connects all failed, so this one
+    /// was not tried.
+    Unavailable {
+        upstream: String,
+        failures: u32,
+        retry_in: Duration,
+    },
     /// Every connection the pool allows for this database and user is in use.
     PoolTimeout {
         database: String,
@@ -295,6 +308,24 @@ impl ConnectError {
                 SqlState::CONNECTION_FAILURE,
                 format!("upstream {upstream} failed during login: {reason}"),
             ),
+            ConnectError::Unavailable {
+                upstream,
+                failures,
+                retry_in,
+            } => {
+                // Whole milliseconds read better than nanoseconds.
+                let ms = Duration::from_millis(retry_in.as_millis().max(1) as u64);
+                PgError::fatal(
+                    SqlState::CONNECTION_FAILURE,
+                    format!(
+                        "upstream {upstream} unavailable, retrying in {}",
+                        humantime::format_duration(ms)
+                    ),
+                )
+                .with_detail(format!(
+                    "The last {failures} connection attempts failed; until a trial connection succeeds, new sessions fail at once (upstream.breaker_failures)."
+                ))
+            }
             ConnectError::PoolTimeout {
                 database,
                 user,

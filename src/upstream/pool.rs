@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use helios_nl::provider::{Breaker, BreakerState};
 use helios_wire::{StartupParams, TransactionStatus, UpstreamStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -145,11 +146,26 @@ pub struct Pool {
     cfg: arc_swap::ArcSwap<PoolConfig>,
     max_size: usize,
     shards: Mutex<HashMap<PoolKey, Shard>>,
+    /// Fails new connections fast while the upstream is down.
+    breaker: Breaker,
+    /// What the upstream said at login (ParameterStatus), per database,
+    /// user and startup parameters, from the last fresh connection: the
+    /// greeting a lazily attached client gets before it has a connection.
+    greetings: Mutex<HashMap<(PoolKey, StartupParams), Greeting>>,
 }
+
+/// The server parameters a login reports, shared by the clients greeted with them.
+pub type Greeting = Arc<[(String, String)]>;
+
+/// Greetings remembered at most (distinct startup parameters); past it the
+/// memory starts afresh rather than growing with every application_name.
+const MAX_GREETINGS: usize = 1024;
 
 impl Pool {
     pub fn new(target: Arc<UpstreamTarget>, cfg: PoolConfig) -> Self {
         Pool {
+            breaker: Breaker::new(target.breaker_failures, target.breaker_cooldown),
+            greetings: Mutex::new(HashMap::new()),
             target,
             max_size: cfg.max_size,
             cfg: arc_swap::ArcSwap::from_pointee(cfg),
@@ -210,9 +226,10 @@ impl Pool {
                     }
                 }
             };
-            let conn =
-                UpstreamConn::connect(&self.target, &login.params, login.password.as_deref())
-                    .await?;
+            let conn = self.connect(login).await?;
+            if poolable {
+                self.remember_greeting(&key, &conn);
+            }
             tracing::debug!(
                 conn = conn.id,
                 pid = conn.key.pid,
@@ -226,6 +243,67 @@ impl Pool {
                 reused: false,
             });
         }
+    }
+
+    /// A new connection, through the circuit breaker. Only failures to
+    /// reach the upstream count: a refused login means it is up.
+    async fn connect(&self, login: &Login) -> Result<UpstreamConn, ConnectError> {
+        if let Err(retry_in) = self.breaker.try_acquire() {
+            return Err(ConnectError::Unavailable {
+                upstream: self.target.describe(),
+                failures: self.breaker.consecutive_failures(),
+                retry_in,
+            });
+        }
+        let result =
+            UpstreamConn::connect(&self.target, &login.params, login.password.as_deref()).await;
+        match &result {
+            Err(ConnectError::Unreachable { .. } | ConnectError::Broken { .. }) => {
+                let was = self.breaker.state();
+                self.breaker.record_failure();
+                if was != BreakerState::Open && self.breaker.state() == BreakerState::Open {
+                    tracing::warn!(
+                        upstream = %self.target.describe(),
+                        cooldown = ?self.breaker.cooldown(),
+                        "upstream circuit breaker open: new sessions fail at once until a trial connection succeeds"
+                    );
+                }
+            }
+            _ => {
+                if self.breaker.state() != BreakerState::Closed {
+                    tracing::info!(upstream = %self.target.describe(), "upstream circuit breaker closed");
+                }
+                self.breaker.record_success();
+            }
+        }
+        result
+    }
+
+    fn remember_greeting(&self, key: &PoolKey, conn: &UpstreamConn) {
+        let mut g = self.greetings.lock().unwrap();
+        if g.len() >= MAX_GREETINGS {
+            g.clear();
+        }
+        g.insert(
+            (key.clone(), conn.startup.clone()),
+            conn.params.clone().into(),
+        );
+    }
+
+    /// The greeting for a client that attaches lazily, when
+    /// `pool.lazy_attach` is on and a login like it has been seen.
+    pub fn lazy_greeting(&self, key: &PoolKey, login: &Login) -> Option<Greeting> {
+        if !self.cfg.load().lazy_attach || login.password_from_client {
+            // A client's own password must be checked by the upstream at login.
+            return None;
+        }
+        let g = self.greetings.lock().unwrap();
+        g.get(&(key.clone(), login.params.clone())).cloned()
+    }
+
+    /// The circuit breaker's state (for metrics and readiness).
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
     }
 
     fn waiting_counter(&self, key: &PoolKey) -> Arc<AtomicUsize> {

@@ -318,3 +318,50 @@ fn startup_timeout_bounds_negotiation_and_authentication_together() {
     );
     assert!(h.is_alive());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_past_the_limit_lock_the_address_out_whoever_it_names() {
+    let pg = PgServer::start();
+    pg.psql("create role alice login");
+    let h = Helios::start(
+        &pg,
+        "[auth]\nmethod = \"scram-sha-256\"\n[[auth.users]]\nname = \"alice\"\npassword = \"alice-Pw 1\"\n[limits]\nauth_failures_per_minute = 3\n",
+    );
+    // Under the limit a good password still gets in.
+    refused(&h, "alice", Some("guess-1")).await;
+    let a = login(&h, "alice", Some("alice-Pw 1")).await;
+    assert_eq!(current_user(&a).await, "alice");
+    for guess in ["guess-2", "guess-3"] {
+        let e = refused(&h, "alice", Some(guess)).await;
+        assert_password_failed(&e, "alice");
+    }
+    // Three failures: the address is locked out, before any password
+    // exchange, the same way for a known user with the right password, a
+    // known user with a wrong one, and an unknown user.
+    let mut refusals = Vec::new();
+    for (user, pw) in [
+        ("alice", "alice-Pw 1"),
+        ("alice", "guess-4"),
+        ("ghost", "guess-5"),
+    ] {
+        let e = refused(&h, user, Some(pw)).await;
+        assert_eq!(e.code().code(), "53400", "{user}: {e:?}");
+        assert_eq!(e.severity(), "FATAL");
+        assert!(
+            e.message().contains("too many failed login attempts")
+                && e.message().contains("auth_failures_per_minute"),
+            "{}",
+            e.message()
+        );
+        refusals.push(e.message().split("retry in").next().unwrap().to_string());
+    }
+    assert!(
+        refusals.windows(2).all(|w| w[0] == w[1]),
+        "the refusal differs by user: {refusals:?}"
+    );
+    // The session already in is not affected.
+    assert_eq!(current_user(&a).await, "alice");
+    // A Unix-socket client has no address to lock out... and a client from
+    // elsewhere is not locked out by this address's failures (unit-tested
+    // in helios::limits; the tests have one address only).
+}

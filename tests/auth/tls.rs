@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Helios, PgServer};
 use crate::support::{
-    assert_psql_ok, login, psql_via, read_to_close, require_passwords, run_bounded, scalar, stderr,
-    stdout,
+    assert_psql_ok, login, psql_via, read_to_close, refused, require_passwords, run_bounded,
+    scalar, stderr, stdout,
 };
 
 // --------------------------------------------------------------------- TLS
@@ -244,4 +244,32 @@ fn plaintext_sent_along_with_an_ssl_request_never_starts_a_session() {
         "a plaintext startup injected after SSLRequest was served: {got:?}"
     );
     assert!(h.is_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_tls_refuses_plain_connections_with_28000() {
+    let pg = PgServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let h = Helios::start(
+        &pg,
+        &format!("{}require_tls = true\n", tls_toml(dir.path())),
+    );
+    let o = psql_via(&h, "postgres", None, "sslmode=disable", "select 1");
+    assert!(!o.status.success(), "a plain connection got in");
+    assert!(
+        stderr(&o).contains("Helios requires SSL (tls.require_tls)"),
+        "{}",
+        stderr(&o)
+    );
+    let e = refused(&h, "postgres", None).await;
+    assert_eq!(e.code().code(), "28000", "{e:?}");
+    // Over TLS it works, and sslmode=prefer finds TLS.
+    assert_psql_ok(
+        &psql_via(&h, "postgres", None, "sslmode=require", "select 1"),
+        "1",
+    );
+    assert_psql_ok(
+        &psql_via(&h, "postgres", None, "sslmode=prefer", "select 1"),
+        "1",
+    );
 }

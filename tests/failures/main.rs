@@ -7,7 +7,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod faults;
+mod hostile;
 mod malformed;
+mod secrets;
 mod startup;
 mod support;
 mod upstream;

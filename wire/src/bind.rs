@@ -63,6 +63,12 @@ pub fn read_bind_tail(mut b: &[u8]) -> Option<BindTail<'_>> {
         b = rest;
     }
     let result_formats = i16s(&mut b)?;
+    // As PostgreSQL: format codes are none, one for all, or one per
+    // parameter, and nothing may follow the result formats.
+    let formats_fit = param_formats.len() <= 1 || param_formats.len() == params.len();
+    if !formats_fit || !b.is_empty() {
+        return None;
+    }
     Some(BindTail {
         param_formats,
         params,

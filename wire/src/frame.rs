@@ -294,6 +294,12 @@ fn frame_len_field(header: &[u8]) -> i32 {
     i32::from_be_bytes([header[1], header[2], header[3], header[4]])
 }
 
+/// How far ahead of the bytes received so far [`read_frame`] and
+/// [`read_frame_buffered`] reserve room for a message's body. Past this the
+/// buffer grows as bytes arrive (doubling, so a large message costs
+/// amortized linear copying), never by the length a header claims.
+const MAX_RESERVE_AHEAD: usize = 64 * 1024;
+
 /// A whole message, for the places (startup, authentication, Helios's own
 /// conversations with the upstream) where messages are read one at a time.
 #[derive(Debug, Clone)]
@@ -337,8 +343,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             },
         ));
     }
-    let mut body = BytesMut::zeroed(len as usize - 4);
-    r.read_exact(&mut body).await?;
+    // Grow the body with the bytes that arrive: the length is the peer's
+    // word until then, and a 5-byte header claiming `max_len` bytes must not
+    // allocate them up front (found by fuzz/: `regressions/frontend/`).
+    let want = len as usize - 4;
+    let mut body = BytesMut::with_capacity(want.min(MAX_RESERVE_AHEAD));
+    while body.len() < want {
+        body.reserve((want - body.len()).min(MAX_RESERVE_AHEAD));
+        let left = (want - body.len()) as u64;
+        if (&mut *r).take(left).read_buf(&mut body).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     Ok(Some(Frame {
         tag: header[0],
         body,
@@ -370,7 +386,10 @@ pub async fn read_frame_buffered<R: AsyncRead + Unpin>(
                 frame.advance(HEADER_LEN);
                 return Ok(Some(Frame { tag, body: frame }));
             }
-            buf.reserve(total - buf.len());
+            // Not `total - buf.len()`: as in `read_frame`, memory follows the
+            // bytes that arrive, not the length the peer claims (callers pass
+            // `server.max_message_size`, 1 GiB by default).
+            buf.reserve((total - buf.len()).min(MAX_RESERVE_AHEAD));
         } else {
             buf.reserve(4096);
         }

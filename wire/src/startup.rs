@@ -125,6 +125,14 @@ pub async fn read_startup_packet<R: AsyncRead + Unpin>(
 
 /// Parse a startup packet body (everything after the length).
 pub fn parse_startup_packet(mut body: BytesMut) -> Result<StartupPacket, PgError> {
+    // `read_startup_packet` never passes fewer than 4 bytes, but this is
+    // public: a short body is a bad packet, not a panic in `get_i32`.
+    if body.len() < 4 {
+        return Err(PgError::fatal(
+            SqlState::PROTOCOL_VIOLATION,
+            "invalid length of startup packet",
+        ));
+    }
     let code = body.get_i32();
     match code {
         SSL_REQUEST_CODE => Ok(StartupPacket::SslRequest),

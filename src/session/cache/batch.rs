@@ -221,7 +221,7 @@ async fn admin_batch(
             let _portal = get_cstr(&mut body);
             get_cstr(&mut body)
         }
-        tag::DESCRIBE => get_cstr(&mut &first.body[1..]),
+        tag::DESCRIBE => get_cstr(&mut first.body.get(1..).unwrap_or_default()),
         _ => None,
     };
     let Some(p) = name.and_then(|n| st.statements.get(&n).cloned()) else {

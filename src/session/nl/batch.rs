@@ -247,6 +247,20 @@ async fn bind(relay: &mut Relay<'_>, nl: &mut NlState, b: &mut Batch, f: Frame) 
         );
         return Ok(());
     };
+    let wanted = stmt.call.param_count().max(stmt.param_types.len());
+    if params.len() != wanted {
+        fail(
+            b,
+            PgError::error(
+                SqlState::PROTOCOL_VIOLATION,
+                format!(
+                    "bind message supplies {} parameters, but prepared statement \"{statement}\" requires {wanted}",
+                    params.len()
+                ),
+            ),
+        );
+        return Ok(());
+    }
     let question = match &stmt.call {
         NlCall::Run(q) | NlCall::Sql(q) => match q {
             QuestionArg::Text(t) => Some(t.clone()),
