@@ -15,8 +15,8 @@
 # PostgreSQL runs with max_connections = 1100; each proxy has a pool of 1100
 # upstream connections and accepts 12,000 clients; Helios runs with
 # [pool] lazy_attach = true (LAZY_ATTACH), so an idle client holds no upstream
-# connection, as in PgBouncer. Each proxy runs only for
-# its own step, so its pooled connections never crowd out the next step's.
+# connection, as in PgBouncer. Each proxy runs only for its own step, so its
+# pooled connections never crowd out the next step's.
 #
 # Usage: benches/load.sh
 #        ACTIVE_CLIENTS=200 IDLE_CLIENTS=500 DURATION=5 benches/load.sh   (a quick look)
@@ -40,6 +40,7 @@ PGBOUNCER=${PGBOUNCER:-1}            # 0: leave PgBouncer out even if installed
 # Helios's [pool] lazy_attach: a logged-in client gets its upstream connection
 # at its first message, as in PgBouncer (empty: the key is left out).
 LAZY_ATTACH=${LAZY_ATTACH-true}
+ACTIVE_LAZY_ATTACH=${ACTIVE_LAZY_ATTACH:-false}
 # Time limits (seconds): each pgbench run; in idle_clients, each login or
 # query, and each phase (all logins, all queries); the build.
 ACTIVE_TIMEOUT=${ACTIVE_TIMEOUT:-$((DURATION + 180))}
@@ -85,17 +86,23 @@ work=$(mktemp -d /tmp/helios-load.XXXXXX)
 chmod 755 "$work"
 [ "$(id -u)" = 0 ] && chown postgres "$work"
 HELIOS_PID=""
+BOUNCER_PID=""
+pids=()   # every background process started, killed again on exit
 cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
-  [ -n "$HELIOS_PID" ] && kill -KILL "$HELIOS_PID" 2>/dev/null || true
-  [ -f "$work/pgbouncer.pid" ] && kill -KILL "$(cat "$work/pgbouncer.pid")" 2>/dev/null || true
+  trap - EXIT INT TERM HUP
+  [ -f "$work/pgbouncer.pid" ] && BOUNCER_PID=$(cat "$work/pgbouncer.pid")
+  local all=("$HELIOS_PID" "$BOUNCER_PID" "${pids[@]:-}") p
+  # TERM first: a step's timeout passes it on to its command.
+  for p in "${all[@]}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${all[@]}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
   [ -f "$work/data/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
 
 if [ -n "${HELIOS_BIN:-}" ] && [ -n "${IDLE_BIN:-}" ]; then
   HELIOS=$HELIOS_BIN IDLE=$IDLE_BIN   # already built (e.g. while src/ is being edited)
@@ -128,12 +135,13 @@ as_pg timeout 120 "$BIN/pg_ctl" -D "$work/data" -l "$work/pg.log" -w -t 100 \
 echo "== pgbench -i, scale $SCALE"
 timeout 600 "$BIN/pgbench" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1
 
-psql_at() { timeout 30 "$BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U postgres -c "$2" postgres; }
+psql_at() { timeout "${PSQL_TIMEOUT:-30}" "$BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U postgres -c "$2" postgres; }
 
-# Until a port answers a query (or 30 s).
+# Until a port answers a query (at most 30 s).
 wait_ready() {
-  for _ in $(seq 300); do
-    psql_at "$1" 'select 1' >/dev/null 2>&1 && return 0
+  local until=$((SECONDS + 30))
+  while [ "$SECONDS" -lt "$until" ]; do
+    PSQL_TIMEOUT=5 psql_at "$1" 'select 1' >/dev/null 2>&1 && return 0
     sleep 0.1
   done
   echo "port $1 did not answer within 30 s" >&2; return 1
@@ -142,8 +150,9 @@ wait_ready() {
 # Until PostgreSQL has no client backend but this one (a stopped proxy's
 # connections are gone), so the next step gets all of max_connections.
 wait_pg_quiet() {
-  for _ in $(seq 300); do
-    n=$(psql_at "$PG_PORT" "select count(*) from pg_stat_activity where backend_type = 'client backend'" 2>/dev/null || echo 99)
+  local until=$((SECONDS + 30)) n=?
+  while [ "$SECONDS" -lt "$until" ]; do
+    n=$(PSQL_TIMEOUT=5 psql_at "$PG_PORT" "select count(*) from pg_stat_activity where backend_type = 'client backend'" 2>/dev/null || echo 99)
     [ "$n" -le 1 ] && return 0
     sleep 0.1
   done
@@ -186,14 +195,18 @@ EOF
 echo '"postgres" ""' >"$work/userlist.txt"
 [ "$(id -u)" = 0 ] && chown postgres "$work"/pgbouncer.ini "$work"/userlist.txt
 
+# start_helios [lazy_attach]: the config file's, or this value (an environment override).
 start_helios() {
-  "$HELIOS" --config "$work/helios.toml" 2>>"$work/helios.log" &
+  env ${1:+HELIOS_POOL__LAZY_ATTACH=$1} "$HELIOS" --config "$work/helios.toml" 2>>"$work/helios.log" &
   HELIOS_PID=$!
-  wait_ready "$HELIOS_PORT"
+  pids+=("$HELIOS_PID")
+  wait_ready "$HELIOS_PORT" || { tail -n 20 "$work/helios.log" >&2; return 1; }
 }
 start_pgbouncer() {
   as_pg "$BOUNCER_BIN" "$work/pgbouncer.ini" 2>>"$work/pgbouncer.stderr" &
-  wait_ready "$BOUNCER_PORT"
+  pids+=($!)
+  wait_ready "$BOUNCER_PORT" || { tail -n 20 "$work/pgbouncer.log" "$work/pgbouncer.stderr" >&2; return 1; }
+  BOUNCER_PID=$(cat "$work/pgbouncer.pid")
 }
 # SIGTERM, then SIGKILL after 35 s (Helios's shutdown_timeout is 30 s).
 stop_pid() {
@@ -203,7 +216,18 @@ stop_pid() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 stop_helios() { [ -n "$HELIOS_PID" ] && stop_pid "$HELIOS_PID"; wait "$HELIOS_PID" 2>/dev/null || true; HELIOS_PID=""; wait_pg_quiet; }
-stop_pgbouncer() { [ -f "$work/pgbouncer.pid" ] && stop_pid "$(cat "$work/pgbouncer.pid")"; rm -f "$work/pgbouncer.pid"; wait_pg_quiet; }
+stop_pgbouncer() { stop_pid "$BOUNCER_PID"; BOUNCER_PID=""; rm -f "$work/pgbouncer.pid"; wait_pg_quiet; }
+
+# A bounded step, run in the background so that a signal interrupts the
+# wait at once (and cleanup stops the step).
+bounded() {
+  local secs=$1 p
+  shift
+  timeout --kill-after=10 "$secs" "$@" &
+  p=$!
+  pids+=("$p")
+  wait "$p"
+}
 
 problems=()
 declare -A TPS FAILED ABORTED CONNMS IDLE_RES
@@ -212,7 +236,7 @@ declare -A TPS FAILED ABORTED CONNMS IDLE_RES
 active() {
   local name=$1 port=$2 out="$work/pgbench-$1.out" rc=0
   echo "== active: pgbench -S -M simple, $ACTIVE_CLIENTS clients, $THREADS threads, ${DURATION}s: $name"
-  timeout --kill-after=10 "$ACTIVE_TIMEOUT" "$BIN/pgbench" -n -S -M simple -c "$ACTIVE_CLIENTS" -j "$THREADS" \
+  bounded "$ACTIVE_TIMEOUT" "$BIN/pgbench" -n -S -M simple -c "$ACTIVE_CLIENTS" -j "$THREADS" \
     -T "$DURATION" -h 127.0.0.1 -p "$port" -U postgres postgres >"$out" 2>&1 || rc=$?
   TPS[$name]=$(awk '/^tps =/ {printf "%.0f\n", $3}' "$out" | tail -n 1)
   FAILED[$name]=$(awk '/^number of failed transactions:/ {print $5}' "$out" | tail -n 1)
@@ -233,9 +257,9 @@ idle() {
   local name=$1 port=$2 pid=$3 out="$work/idle-$1.out" rc=0
   echo "== idle: $IDLE_CLIENTS clients held idle, then SELECT 1 on each: $name (pid $pid)"
   # One login first: what every later client shares (pools, greeting) is in "before".
-  psql_at "$port" 'select 1' >/dev/null
+  psql_at "$port" 'select 1' >/dev/null || problems+=("idle $name: the first login failed")
   # idle_clients bounds itself (per connection, per phase); timeout is the backstop.
-  timeout --kill-after=10 $((2 * IDLE_PHASE_TIMEOUT + IDLE_HOLD + 60)) "$IDLE" --host 127.0.0.1 --port "$port" \
+  bounded $((2 * IDLE_PHASE_TIMEOUT + IDLE_HOLD + 60)) "$IDLE" --host 127.0.0.1 --port "$port" \
     --user postgres --db postgres --clients "$IDLE_CLIENTS" --concurrency "$CONCURRENCY" --hold "$IDLE_HOLD" \
     --timeout "$IDLE_CONN_TIMEOUT" --deadline "$IDLE_PHASE_TIMEOUT" --pid "$pid" --query-every >"$out" 2>&1 || rc=$?
   grep -v '^RESULT\|^  \.\.\.' "$out" | sed 's/^/   /' || true
@@ -258,7 +282,11 @@ targets=(direct helios)
 
 active direct "$PG_PORT"
 wait_pg_quiet
-start_helios
+# The active step runs Helios as configured by default (attach at login):
+# with lazy_attach, 1,000 clients that logged in together ask for 1,000
+# upstream logins at their first query, and on a loaded machine some take
+# longer than upstream.connect_timeout.
+start_helios "$ACTIVE_LAZY_ATTACH"
 active helios "$HELIOS_PORT"
 stop_helios
 if [ -n "$BOUNCER_BIN" ]; then
@@ -272,7 +300,7 @@ idle helios "$HELIOS_PORT" "$HELIOS_PID"
 stop_helios
 if [ -n "$BOUNCER_BIN" ]; then
   start_pgbouncer
-  idle pgbouncer "$BOUNCER_PORT" "$(cat "$work/pgbouncer.pid")"
+  idle pgbouncer "$BOUNCER_PORT" "$BOUNCER_PID"
   stop_pgbouncer
 fi
 

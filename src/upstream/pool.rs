@@ -246,7 +246,7 @@ impl Pool {
     }
 
     /// A new connection, through the circuit breaker. Only failures to
-    /// reach the upstream count: a refused login means it is up.
+    /// reach the upstream count: a refused or slow login means it is up.
     async fn connect(&self, login: &Login) -> Result<UpstreamConn, ConnectError> {
         if let Err(retry_in) = self.breaker.try_acquire() {
             return Err(ConnectError::Unavailable {
@@ -258,7 +258,10 @@ impl Pool {
         let result =
             UpstreamConn::connect(&self.target, &login.params, login.password.as_deref()).await;
         match &result {
-            Err(ConnectError::Unreachable { .. } | ConnectError::Broken { .. }) => {
+            // Only an upstream that cannot be reached: one that answered but
+            // was slow to log in (many logins at once) is up, and failing
+            // every new session fast would only add to the trouble.
+            Err(ConnectError::Unreachable { .. }) => {
                 let was = self.breaker.state();
                 self.breaker.record_failure();
                 if was != BreakerState::Open && self.breaker.state() == BreakerState::Open {
