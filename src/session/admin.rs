@@ -142,7 +142,13 @@ async fn simple(relay: &mut Relay<'_>, st: &mut AdminState, frame: Frame) -> io:
     finish(relay, out, true).await
 }
 
-async fn finish(relay: &mut Relay<'_>, mut out: BytesMut, ready: bool) -> io::Result<()> {
+/// Write `out` (and a ReadyForQuery when `ready`) after what the upstream
+/// sent the client meanwhile.
+pub(super) async fn finish(
+    relay: &mut Relay<'_>,
+    mut out: BytesMut,
+    ready: bool,
+) -> io::Result<()> {
     if ready {
         messages::ready_for_query(relay.upstream_status(), &mut out);
     }

@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use helios_wire::frame::tag;
-use helios_wire::{messages, Frame, PgError};
-use tokio::io::AsyncWriteExt;
+use helios_wire::{Frame, PgError};
 
-use super::nl::{client_side, next_batch_frame, Side};
+use super::nl::{next_batch_frame, Side};
 use super::relay::Relay;
 use crate::server::Server;
 
@@ -68,12 +67,5 @@ pub async fn refuse(
             f = next_batch_frame(relay, max_message).await?;
         }
     }
-    messages::ready_for_query(relay.upstream_status(), &mut out);
-    let (client, _, to_client) = relay.parts();
-    if !to_client.is_empty() {
-        let pending = std::mem::take(to_client);
-        client.write_all(&pending).await.map_err(client_side)?;
-    }
-    client.write_all(&out).await.map_err(client_side)?;
-    client.flush().await.map_err(client_side)
+    super::admin::finish(relay, out, true).await
 }
