@@ -131,8 +131,11 @@ impl Server {
         let pool = target.map(|t| Pool::new(Arc::new(t), config.pool.clone()));
         let nl = if config.nl.enabled {
             Some(
-                crate::nl::NlService::new(config.nl.clone())
-                    .map_err(|m| anyhow::anyhow!("nl.providers: {m}"))?,
+                crate::nl::NlService::new(crate::nl::effective_config(
+                    &config.nl,
+                    embedded.is_some(),
+                ))
+                .map_err(|m| anyhow::anyhow!("nl.providers: {m}"))?,
             )
         } else {
             None

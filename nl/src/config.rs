@@ -40,6 +40,9 @@ pub struct NlConfig {
     pub providers: Vec<ProviderConfig>,
     /// Question -> SQL examples; the most similar go into the prompt.
     pub examples: Vec<Example>,
+    /// Named business measures (`revenue`, `sales`) the builtin translator
+    /// uses when a question names them.
+    pub measures: Vec<Measure>,
 }
 
 impl Default for NlConfig {
@@ -59,6 +62,7 @@ impl Default for NlConfig {
             catalog_refresh: Duration::from_secs(60),
             providers: vec![],
             examples: vec![],
+            measures: vec![],
         }
     }
 }
@@ -72,6 +76,11 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Helios's own deterministic translator (no model, no network): see
+    /// [`crate::builtin`]. Listed first, it answers what it can and the
+    /// models get the rest; listed anywhere else, it answers when no model
+    /// does. With no providers at all it is the only one.
+    Builtin,
 }
 
 /// `[[nl.providers]]`
@@ -85,6 +94,8 @@ pub struct ProviderConfig {
     /// API root, e.g. `https://api.openai.com/v1`, `http://localhost:11434/v1`.
     #[serde(default)]
     pub base_url: Option<String>,
+    /// The model; required for `openai` and `anthropic`.
+    #[serde(default)]
     pub model: String,
     #[serde(default)]
     pub api_key: Option<String>,
@@ -118,6 +129,7 @@ impl ProviderConfig {
             let kind = match self.kind {
                 ProviderKind::Openai => "openai",
                 ProviderKind::Anthropic => "anthropic",
+                ProviderKind::Builtin => return "builtin".to_string(),
             };
             format!("{kind}/{}", self.model)
         })
@@ -146,6 +158,20 @@ fn default_breaker_cooldown() -> Duration {
 pub struct Example {
     pub question: String,
     pub sql: String,
+}
+
+/// `[[nl.measures]]`: a measure by name, for the builtin translator:
+/// `name = "revenue"`, `sql = "sum(order_items.quantity * order_items.unit_price)"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    /// What questions call it ("revenue"); matched like a column name.
+    pub name: String,
+    /// An aggregate expression over `table.column` references.
+    pub sql: String,
+    /// Other names for it ("sales", "turnover").
+    #[serde(default)]
+    pub synonyms: Vec<String>,
 }
 
 /// Durations as `"30s"` (humantime) or seconds.

@@ -19,6 +19,7 @@
 //! [`translate`] runs it. This crate owns no sockets and never runs the
 //! statement: the session does, read-only, as the client's own role.
 
+pub mod builtin;
 pub mod cache;
 pub mod complexity;
 pub mod config;

@@ -12,9 +12,10 @@ use helios_planner::check::PlanChecker;
 use helios_planner::{Catalog, QualifiedName};
 use tracing::Instrument;
 
+use crate::builtin;
 use crate::cache::{cosine, Hit, TranslationCache};
 use crate::complexity;
-use crate::config::NlConfig;
+use crate::config::{NlConfig, ProviderKind};
 use crate::conversation::Conversation;
 use crate::error::{NlError, NlErrorKind};
 use crate::prompt::{self, Answer, PromptInput};
@@ -93,6 +94,42 @@ pub struct Translator {
     config: NlConfig,
     providers: ProviderChain,
     cache: TranslationCache,
+    builtin: BuiltinUse,
+}
+
+/// Where the builtin translator stands among the providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinUse {
+    /// No provider is configured: it answers alone.
+    Only,
+    /// Listed first: it answers what it can, the models the rest.
+    First,
+    /// Listed after a model: it answers when no model does.
+    Last,
+    /// Not listed (and models are).
+    Off,
+}
+
+impl BuiltinUse {
+    fn from_config(providers: &[crate::config::ProviderConfig]) -> BuiltinUse {
+        match providers
+            .iter()
+            .position(|p| p.kind == ProviderKind::Builtin)
+        {
+            _ if providers.iter().all(|p| p.kind == ProviderKind::Builtin) => BuiltinUse::Only,
+            Some(0) => BuiltinUse::First,
+            Some(_) => BuiltinUse::Last,
+            None => BuiltinUse::Off,
+        }
+    }
+}
+
+/// A translation made now (not cached).
+struct Done {
+    sql: String,
+    tables: Vec<QualifiedName>,
+    provider: String,
+    attempts: u32,
 }
 
 /// The state of one translation's attempts.
@@ -113,6 +150,13 @@ impl Translator {
     pub fn with_providers(config: NlConfig, providers: ProviderChain) -> Translator {
         Translator {
             cache: TranslationCache::new(config.cache_entries, config.similarity_threshold),
+            // A chain built by hand (tests, benches) with no providers in
+            // the configuration: the builtin is not listed.
+            builtin: if config.providers.is_empty() && !providers.is_empty() {
+                BuiltinUse::Off
+            } else {
+                BuiltinUse::from_config(&config.providers)
+            },
             config,
             providers,
         }
@@ -128,6 +172,10 @@ impl Translator {
 
     pub fn providers(&self) -> &ProviderChain {
         &self.providers
+    }
+
+    pub fn builtin(&self) -> BuiltinUse {
+        self.builtin
     }
 
     /// Translate `question` against `schema`, in `conversation`, checking the
@@ -168,17 +216,28 @@ impl Translator {
         let context_digest = conversation.context_digest(question);
 
         let embedding = self.embedding(question).await;
-        if let Some(hit) = self.cache.get(
-            question,
-            schema.version(),
-            context_digest,
-            embedding.as_deref(),
-        ) {
+        // A similar question's translation saves a model call; the builtin
+        // costs nothing and must not answer "order items" with "orders".
+        let builtin_first = matches!(self.builtin, BuiltinUse::Only | BuiltinUse::First);
+        let hit = self
+            .cache
+            .get(
+                question,
+                schema.version(),
+                context_digest,
+                embedding.as_deref(),
+            )
+            .and_then(|hit| match hit {
+                Hit::Exact(t) => Some(t),
+                Hit::Similar { translation, .. }
+                    if !builtin_first && translation.provider != builtin::NAME =>
+                {
+                    Some(translation)
+                }
+                Hit::Similar { .. } => None,
+            });
+        if let Some(t) = hit {
             span.record("cached", true);
-            let t = match hit {
-                Hit::Exact(t) => t,
-                Hit::Similar { translation, .. } => translation,
-            };
             metrics::counter!("helios_nl_translations_total", "outcome" => "cached").increment(1);
             return Ok(Translation {
                 cached: true,
@@ -186,12 +245,34 @@ impl Translator {
                 ..(*t).clone()
             });
         }
-        if self.providers.is_empty() {
-            return Err(NlError::new(
-                NlErrorKind::Provider,
-                "no natural-language provider is configured",
-            )
-            .with_hint("Add an [[nl.providers]] section (kind = \"openai\" or \"anthropic\") to the configuration."));
+        // The builtin translator first, when it is the only one or listed first.
+        let mut builtin_refusal = None;
+        if matches!(self.builtin, BuiltinUse::Only | BuiltinUse::First) {
+            let answered = match self.translate_builtin(question, schema, upstream).await? {
+                Ok((sql, tables)) => Some(Ok(Done {
+                    sql,
+                    tables,
+                    provider: builtin::NAME.into(),
+                    attempts: 1,
+                })),
+                Err(e) if self.builtin == BuiltinUse::Only => Some(Err(e)),
+                Err(e) => {
+                    tracing::debug!(error = %e.message, "builtin declined; asking the models");
+                    builtin_refusal = Some(e);
+                    None
+                }
+            };
+            if let Some(outcome) = answered {
+                return self.finish(
+                    question,
+                    schema,
+                    context_digest,
+                    embedding,
+                    started,
+                    span,
+                    outcome,
+                );
+            }
         }
 
         let context: Vec<String> = conversation
@@ -238,9 +319,63 @@ impl Translator {
                     .await
             }
         };
-        span.record("attempts", attempts.used);
+        // The builtin translator last, when no model answered.
+        let outcome = match outcome {
+            Err(e) if e.kind == NlErrorKind::Provider && self.builtin == BuiltinUse::Last => {
+                match self.translate_builtin(question, schema, upstream).await? {
+                    Ok((sql, tables)) => {
+                        tracing::info!(error = %e.message, "no model answered; the builtin translator did");
+                        attempts.provider = builtin::NAME.into();
+                        attempts.used += 1;
+                        Ok((sql, tables))
+                    }
+                    Err(refused) => Err(e.with_hint(format!(
+                        "The builtin translator could not answer either: {}",
+                        refused.message
+                    ))),
+                }
+            }
+            Err(e) => Err(match (builtin_refusal, e.kind) {
+                // Say why the builtin did not answer too, when no model did.
+                (Some(b), NlErrorKind::Provider) => e.with_hint(format!(
+                    "The builtin translator could not answer either: {}",
+                    b.message
+                )),
+                _ => e,
+            }),
+            Ok(done) => Ok(done),
+        };
+        let outcome = outcome.map(|(sql, tables)| Done {
+            sql,
+            tables,
+            provider: attempts.provider.clone(),
+            attempts: attempts.used,
+        });
+        self.finish(
+            question,
+            schema,
+            context_digest,
+            embedding,
+            started,
+            span,
+            outcome,
+        )
+    }
+
+    /// Record a translation's outcome; a success is cached.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        question: &str,
+        schema: &Schema,
+        context_digest: u64,
+        embedding: Option<Vec<f32>>,
+        started: Instant,
+        span: &tracing::Span,
+        outcome: Result<Done, NlError>,
+    ) -> Result<Translation, NlError> {
         metrics::histogram!("helios_nl_translate_seconds").record(started.elapsed().as_secs_f64());
-        let (sql, tables) = match outcome {
+        let done = match outcome {
             Ok(done) => done,
             Err(e) => {
                 metrics::counter!("helios_nl_translations_total", "outcome" => "failed")
@@ -248,12 +383,13 @@ impl Translator {
                 return Err(e);
             }
         };
+        span.record("attempts", done.attempts);
         metrics::counter!("helios_nl_translations_total", "outcome" => "translated").increment(1);
         let translation = Translation {
-            sql,
-            tables,
-            provider: attempts.provider,
-            attempts: attempts.used,
+            sql: done.sql,
+            tables: done.tables,
+            provider: done.provider,
+            attempts: done.attempts,
             cached: false,
         };
         self.cache.insert(
@@ -264,6 +400,31 @@ impl Translator {
             Arc::new(translation.clone()),
         );
         Ok(translation)
+    }
+
+    /// The builtin translator's SQL, checked like a model's. The inner
+    /// `Err`: it declined, or its SQL did not pass (a bug, said as such).
+    async fn translate_builtin(
+        &self,
+        question: &str,
+        schema: &Schema,
+        upstream: &mut dyn Upstream,
+    ) -> Result<Result<(String, Vec<QualifiedName>), NlError>, NlError> {
+        let sql = match builtin::translate(question, schema.catalog(), &self.config.measures) {
+            Ok(sql) => sql,
+            Err(refusal) => return Ok(Err(refusal.into_error())),
+        };
+        Ok(match self.check(&sql, schema, upstream).await? {
+            Ok(tables) => Ok((sql, tables)),
+            Err(problem) => Err(NlError::new(
+                NlErrorKind::Untranslatable,
+                format!(
+                    "the builtin translator's SQL did not pass validation: {}",
+                    problem_text(&problem)
+                ),
+            )
+            .with_detail(format!("SQL: {sql}"))),
+        })
     }
 
     /// Cosine similarity of the question to each table's description

@@ -56,6 +56,7 @@ fn chain(cfgs: &[ProviderConfig]) -> ProviderChain {
             let provider: Arc<dyn helios_nl::provider::ChatProvider> = match cfg.kind {
                 ProviderKind::Openai => Arc::new(OpenAiProvider::new(cfg).unwrap()),
                 ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(cfg).unwrap()),
+                ProviderKind::Builtin => unreachable!("no model to call"),
             };
             Guarded::new(provider, cfg).with_backoff(Duration::from_millis(10))
         })

@@ -368,6 +368,15 @@ impl Config {
         }
         for (i, p) in self.nl.providers.iter().enumerate() {
             let key = format!("nl.providers[{i}]");
+            if p.kind == helios_nl::ProviderKind::Builtin {
+                if self.nl.providers[..i]
+                    .iter()
+                    .any(|q| q.kind == helios_nl::ProviderKind::Builtin)
+                {
+                    return Err(ConfigError::invalid(&key, "builtin is listed twice"));
+                }
+                continue;
+            }
             if p.model.trim().is_empty() {
                 return Err(ConfigError::invalid(
                     &format!("{key}.model"),
@@ -387,6 +396,18 @@ impl Config {
                     &format!("{key}.timeout"),
                     "must be more than 0s",
                 ));
+            }
+        }
+        for (i, m) in self.nl.measures.iter().enumerate() {
+            let key = format!("nl.measures[{i}]");
+            if m.name.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.name"),
+                    "must not be empty",
+                ));
+            }
+            if let Err(e) = helios_nl::builtin::check_measure(m) {
+                return Err(ConfigError::invalid(&format!("{key}.sql"), e));
             }
         }
         if self.nl.max_attempts == 0 {

@@ -259,6 +259,14 @@ pub fn split(text: &str) -> Vec<String> {
                 meaningful = false;
             }
             Token::Whitespace(_) => cur.push_str(&t.to_string()),
+            // The token's Display does not double an embedded quote again
+            // ('What''s' would come back as 'What's').
+            Token::SingleQuotedString(s) => {
+                meaningful = true;
+                cur.push('\'');
+                cur.push_str(&s.replace('\'', "''"));
+                cur.push('\'');
+            }
             other => {
                 meaningful = true;
                 cur.push_str(&other.to_string());
@@ -349,5 +357,9 @@ mod tests {
         );
         assert_eq!(split(";;"), Vec::<String>::new());
         assert_eq!(split("select 1"), vec!["select 1"]);
+        assert_eq!(
+            split("select 'What''s'; select 2"),
+            vec!["select 'What''s'", " select 2"]
+        );
     }
 }

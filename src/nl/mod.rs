@@ -14,6 +14,24 @@ use helios_nl::translate::{Schema, Translator};
 use helios_nl::{NlConfig, NlError, NlErrorKind};
 use helios_planner::catalog::{self, LoadOptions, TextQuery};
 
+/// The `[nl]` section as the service runs it: serving the embedded demo
+/// with no `nl.measures` configured, the demo's own measures ("revenue",
+/// "sales") are there for the builtin translator.
+pub fn effective_config(config: &NlConfig, embedded: bool) -> NlConfig {
+    let mut config = config.clone();
+    if embedded && config.measures.is_empty() {
+        config.measures = helios_planner::engine::demo::demo_measures()
+            .into_iter()
+            .map(|(name, sql, synonyms)| helios_nl::config::Measure {
+                name: name.into(),
+                sql: sql.into(),
+                synonyms: synonyms.iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
+    }
+    config
+}
+
 /// Whose view of the schema a snapshot is: the database, the role that
 /// reads it (after any `SET ROLE`) and its search_path. Sessions that differ
 /// in any of these see different tables under the same names.

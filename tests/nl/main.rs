@@ -7,12 +7,16 @@
 //! - `safety`: destructive or locking SQL from the model is refused and
 //!   nothing changes; NL inside a transaction block is refused;
 //! - `pipeline`: corrections, provider fallback, the breaker, caching,
-//!   follow-ups, schema pruning.
+//!   follow-ups, schema pruning;
+//! - `gold`: execution accuracy against a gold question set (also used by
+//!   `benches/nl_builtin.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod asking;
+mod builtin;
+mod gold;
 mod pipeline;
 mod protocol;
 mod safety;

@@ -357,9 +357,14 @@ impl ProviderChain {
     pub fn from_config(configs: &[ProviderConfig]) -> Result<ProviderChain, String> {
         let mut providers = Vec::with_capacity(configs.len());
         for (i, cfg) in configs.iter().enumerate() {
+            if cfg.kind != ProviderKind::Builtin && cfg.model.trim().is_empty() {
+                return Err(format!("nl.providers[{i}]: model is required"));
+            }
             let built: Result<Arc<dyn ChatProvider>, String> = match cfg.kind {
                 ProviderKind::Openai => OpenAiProvider::new(cfg).map(|p| Arc::new(p) as _),
                 ProviderKind::Anthropic => AnthropicProvider::new(cfg).map(|p| Arc::new(p) as _),
+                // Not a model: the translator runs it itself (translate.rs).
+                ProviderKind::Builtin => continue,
             };
             let provider = built.map_err(|e| format!("nl.providers[{i}]: {e}"))?;
             providers.push(Guarded::new(provider, cfg));

@@ -24,11 +24,11 @@
 mod fit;
 mod graph;
 mod render;
-mod roles;
+pub(crate) mod roles;
 mod score;
 #[cfg(test)]
 mod tests;
-mod words;
+pub(crate) mod words;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

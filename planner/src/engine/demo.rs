@@ -77,6 +77,47 @@ fn fk(column: &'static str, ref_table: &'static str) -> DemoForeignKey {
     }
 }
 
+/// The demo's cities, once each: the catalog's common values of
+/// `customers.city` (what `pg_stats` would list), so that natural language
+/// finds "Berlin".
+fn city_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| distinct(demo_words::CITIES.iter().map(|c| c.0)))
+}
+
+/// The demo's countries, once each.
+fn country_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| distinct(demo_words::CITIES.iter().map(|c| c.1)))
+}
+
+fn distinct(values: impl Iterator<Item = &'static str>) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The demo's named measures for natural language (`nl.measures` when
+/// none are configured and Helios serves the demo).
+pub fn demo_measures() -> Vec<(&'static str, &'static str, &'static [&'static str])> {
+    vec![(
+        "revenue",
+        "sum(order_items.quantity * order_items.unit_price)",
+        &[
+            "sales",
+            "turnover",
+            "income",
+            "amount spent",
+            "spent",
+            "spending",
+        ],
+    )]
+}
+
 /// The demo tables, parents before children. Every column is NOT NULL.
 pub fn demo_tables() -> Vec<DemoTable> {
     vec![
@@ -85,7 +126,10 @@ pub fn demo_tables() -> Vec<DemoTable> {
             comment: "Sales regions of the world",
             columns: vec![
                 col("id", "integer", "Region identifier"),
-                col("name", "text", "Region name, e.g. Europe"),
+                DemoColumn {
+                    values: demo_words::REGIONS,
+                    ..col("name", "text", "Region name, e.g. Europe")
+                },
             ],
             primary_key: vec!["id"],
             foreign_keys: vec![],
@@ -102,8 +146,14 @@ pub fn demo_tables() -> Vec<DemoTable> {
                 ),
                 col("name", "text", "Full name"),
                 col("email", "text", "Email address, unique"),
-                col("city", "text", "City of the shipping address"),
-                col("country", "text", "Country of the shipping address"),
+                DemoColumn {
+                    values: city_names(),
+                    ..col("city", "text", "City of the shipping address")
+                },
+                DemoColumn {
+                    values: country_names(),
+                    ..col("country", "text", "Country of the shipping address")
+                },
                 col("region_id", "integer", "Sales region of the country"),
                 col(
                     "created_at",
@@ -153,7 +203,7 @@ pub fn demo_tables() -> Vec<DemoTable> {
                 col(
                     "total",
                     "numeric(12,2)",
-                    "Sum of quantity * unit_price over the order's items",
+                    "Order value: the sum of quantity * unit_price over its items",
                 ),
             ],
             primary_key: vec!["id"],
