@@ -168,3 +168,33 @@ fn engine_tables_are_checked() {
         .to_string();
     assert!(e.contains("auth.method"), "{e}");
 }
+
+#[test]
+fn the_builtin_translator_and_measures_are_checked() {
+    // The builtin needs no model; a model provider still does.
+    let c = load("[[nl.providers]]\nkind = \"builtin\"\n", &[]).unwrap();
+    assert_eq!(c.nl.providers[0].kind, helios_nl::ProviderKind::Builtin);
+    let e = load(
+        "[[nl.providers]]\nkind = \"builtin\"\n[[nl.providers]]\nkind = \"builtin\"\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("nl.providers[1]"), "{e}");
+    let e = load("[[nl.providers]]\nkind = \"openai\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("nl.providers[0].model"), "{e}");
+    // A measure is one expression over table.column references.
+    let ok = "[[nl.measures]]\nname = \"revenue\"\nsql = \"sum(order_items.quantity * order_items.unit_price)\"\n";
+    assert_eq!(load(ok, &[]).unwrap().nl.measures[0].name, "revenue");
+    for bad in ["sum(quantity", "sum(quantity)", "1; drop table t"] {
+        let e = load(
+            &format!("[[nl.measures]]\nname = \"m\"\nsql = \"{bad}\"\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("nl.measures[0].sql"), "{bad}: {e}");
+    }
+}

@@ -388,7 +388,11 @@ pub async fn serve(
                                 pool.target().describe()
                             ),
                         );
-                        final_error(&mut relay, &err).await;
+                        // Bytes of a message the upstream never finished
+                        // and Helios never forwarded do not stop the error.
+                        if relay.drain_to_client().await.is_ok() && relay.client_between_messages() {
+                            let _ = relay.write_to_client(&err.to_bytes()).await;
+                        }
                     }
                 }
                 _ => {}

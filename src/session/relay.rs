@@ -863,6 +863,18 @@ impl<'a> Relay<'a> {
         .await
     }
 
+    /// After the upstream is gone: whether the client is between messages,
+    /// dropping what Helios holds of a message it never began to forward
+    /// (a few bytes of the next header), so that an error can follow.
+    pub fn client_between_messages(&mut self) -> bool {
+        if self.u2c_scan.mid_frame() || self.u2c_scan.ready() > 0 {
+            return false;
+        }
+        self.up.rbuf.clear();
+        self.u2c_scan.drop_unforwarded();
+        true
+    }
+
     /// Whether the upstream explained its going away with a FATAL error.
     pub fn upstream_reported_fatal(&self) -> bool {
         self.fatal_seen

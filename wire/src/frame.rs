@@ -184,6 +184,19 @@ impl FrameScanner {
         self.ready -= n;
     }
 
+    /// Whether part of a frame has been cleared to forward and the rest has
+    /// not: the reader is in the middle of a message.
+    pub fn mid_frame(&self) -> bool {
+        self.streaming > 0
+    }
+
+    /// Forget the bytes after `ready` (the caller drops them from its
+    /// buffer): the sender is gone, and they were never forwarded.
+    pub fn drop_unforwarded(&mut self) {
+        debug_assert_eq!(self.streaming, 0);
+        self.parked = false;
+    }
+
     /// Whether the scanner is stopped on an intercepted frame.
     pub fn is_parked(&self) -> bool {
         self.parked
