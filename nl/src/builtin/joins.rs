@@ -31,7 +31,8 @@ pub fn paths(vocab: &Vocab, from: usize, up_only: bool) -> Paths {
     while let Some(t) = queue.pop_front() {
         let here = out[&t].clone();
         let d = depth[&t];
-        for (e, edge) in vocab.edges.iter().enumerate() {
+        for &e in &vocab.edges_of[t] {
+            let edge = &vocab.edges[e];
             let hops: Vec<(usize, bool)> = [
                 (edge.child == t).then_some((edge.parent, true)),
                 (edge.parent == t && !up_only).then_some((edge.child, false)),

@@ -65,6 +65,8 @@ pub struct Vocab<'c> {
     pub catalog: &'c Catalog,
     pub roles: Vec<Roles>,
     pub edges: Vec<Edge>,
+    /// Per table, the indexes of the edges it is on (either end).
+    pub edges_of: Vec<Vec<usize>>,
     pub measures: Vec<MeasureDef>,
     phrases: HashMap<String, Vec<Meaning>>,
     /// Measures that did not resolve, and why (said when a question names one).
@@ -77,6 +79,7 @@ impl<'c> Vocab<'c> {
             catalog,
             roles: Vec::with_capacity(catalog.tables.len()),
             edges: Vec::new(),
+            edges_of: vec![Vec::new(); catalog.tables.len()],
             measures: Vec::new(),
             phrases: HashMap::new(),
             broken_measures: Vec::new(),
@@ -137,6 +140,12 @@ impl<'c> Vocab<'c> {
                 temporal,
                 amounts,
             });
+        }
+        for (e, edge) in v.edges.iter().enumerate() {
+            v.edges_of[edge.child].push(e);
+            if edge.parent != edge.child {
+                v.edges_of[edge.parent].push(e);
+            }
         }
         v.index_phrases();
         v.index_synonyms();
