@@ -247,8 +247,9 @@ impl Translator {
         }
         // The builtin translator first, when it is the only one or listed first.
         let mut builtin_refusal = None;
+        let mut answered = None;
         if matches!(self.builtin, BuiltinUse::Only | BuiltinUse::First) {
-            let answered = match self.translate_builtin(question, schema, upstream).await? {
+            answered = match self.translate_builtin(question, schema, upstream).await? {
                 Ok((sql, tables)) => Some(Ok(Done {
                     sql,
                     tables,
@@ -262,24 +263,49 @@ impl Translator {
                     None
                 }
             };
-            if let Some(outcome) = answered {
-                return self.finish(
+        }
+        let outcome = match answered {
+            Some(outcome) => outcome,
+            None => {
+                let embedding = embedding.as_deref();
+                self.ask_models(
                     question,
                     schema,
-                    context_digest,
+                    conversation,
+                    upstream,
                     embedding,
-                    started,
-                    span,
-                    outcome,
-                );
+                    builtin_refusal,
+                )
+                .await?
             }
-        }
+        };
+        self.finish(
+            question,
+            schema,
+            context_digest,
+            embedding,
+            started,
+            span,
+            outcome,
+        )
+    }
 
+    /// The models' translation; the builtin's when it is listed last and no
+    /// model answered. `builtin_refusal`: why the builtin, asked first, did not.
+    async fn ask_models(
+        &self,
+        question: &str,
+        schema: &Schema,
+        conversation: &Conversation,
+        upstream: &mut dyn Upstream,
+        embedding: Option<&[f32]>,
+        builtin_refusal: Option<NlError>,
+    ) -> Result<Result<Done, NlError>, NlError> {
         let context: Vec<String> = conversation
             .turns()
             .flat_map(|t| [t.question.clone(), t.sql.clone()])
             .collect();
-        let table_similarity = match &embedding {
+        let table_similarity = match embedding {
             Some(q) => self.table_similarity(schema, q).await,
             None => None,
         };
@@ -319,47 +345,30 @@ impl Translator {
                     .await
             }
         };
-        // The builtin translator last, when no model answered.
         let outcome = match outcome {
             Err(e) if e.kind == NlErrorKind::Provider && self.builtin == BuiltinUse::Last => {
                 match self.translate_builtin(question, schema, upstream).await? {
-                    Ok((sql, tables)) => {
+                    Ok(done) => {
                         tracing::info!(error = %e.message, "no model answered; the builtin translator did");
                         attempts.provider = builtin::NAME.into();
                         attempts.used += 1;
-                        Ok((sql, tables))
+                        Ok(done)
                     }
-                    Err(refused) => Err(e.with_hint(format!(
-                        "The builtin translator could not answer either: {}",
-                        refused.message
-                    ))),
+                    Err(refused) => Err(builtin_could_not_either(e, &refused)),
                 }
             }
-            Err(e) => Err(match (builtin_refusal, e.kind) {
-                // Say why the builtin did not answer too, when no model did.
-                (Some(b), NlErrorKind::Provider) => e.with_hint(format!(
-                    "The builtin translator could not answer either: {}",
-                    b.message
-                )),
+            Err(e) => Err(match builtin_refusal {
+                Some(b) if e.kind == NlErrorKind::Provider => builtin_could_not_either(e, &b),
                 _ => e,
             }),
             Ok(done) => Ok(done),
         };
-        let outcome = outcome.map(|(sql, tables)| Done {
+        Ok(outcome.map(|(sql, tables)| Done {
             sql,
             tables,
-            provider: attempts.provider.clone(),
+            provider: attempts.provider,
             attempts: attempts.used,
-        });
-        self.finish(
-            question,
-            schema,
-            context_digest,
-            embedding,
-            started,
-            span,
-            outcome,
-        )
+        }))
     }
 
     /// Record a translation's outcome; a success is cached.
@@ -655,6 +664,14 @@ impl Translator {
             )),
         }
     }
+}
+
+/// No model answered, and the builtin could not either: say both.
+fn builtin_could_not_either(models: NlError, builtin: &NlError) -> NlError {
+    models.with_hint(format!(
+        "The builtin translator could not answer either: {}",
+        builtin.message
+    ))
 }
 
 fn problem_text(p: &Problem) -> String {

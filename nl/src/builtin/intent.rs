@@ -695,11 +695,7 @@ fn resolve_column(candidates: &[Col], it: &Intent, vocab: &Vocab) -> Result<Col,
             return Ok(*here[0]);
         }
     }
-    // A key column of a named table that references another ("customer id"
-    // in orders) loses to the other table's own column only when that
-    // table is named; otherwise a unique candidate wins.
-    let mut tables: Vec<usize> = candidates.iter().map(|c| c.0).collect();
-    tables.dedup();
+    // Otherwise only a unique candidate is taken.
     if candidates.len() == 1 {
         return Ok(candidates[0]);
     }

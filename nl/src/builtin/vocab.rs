@@ -507,33 +507,25 @@ fn measure_tables(catalog: &Catalog, sql: &str) -> Result<Vec<usize>, String> {
     Ok(tables)
 }
 
-/// `table.column` pairs in an expression (lowercase, unquoted).
+/// `table.column` pairs in an expression, as PostgreSQL resolves them
+/// (unquoted names folded to lower case). Empty when it does not parse.
 fn qualified_refs(sql: &str) -> Vec<(String, String)> {
+    use helios_planner::sqlparser::ast::{visit_expressions, Expr};
+    let Ok(statements) = helios_planner::sql::parse(&format!("SELECT {sql}")) else {
+        return vec![];
+    };
     let mut out = Vec::new();
-    let chars: Vec<char> = sql.chars().collect();
-    let ident = |c: char| c.is_alphanumeric() || c == '_';
-    let mut i = 0;
-    while i < chars.len() {
-        let starts = chars[i].is_alphabetic() || chars[i] == '_';
-        if starts && (i == 0 || !ident(chars[i - 1]) && chars[i - 1] != '.') {
-            let start = i;
-            while i < chars.len() && ident(chars[i]) {
-                i += 1;
+    let _ = visit_expressions(&statements, |e| {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if let [table, column] = &parts[..] {
+                out.push((
+                    helios_planner::sql::normalize_ident(table),
+                    helios_planner::sql::normalize_ident(column),
+                ));
             }
-            if i + 1 < chars.len() && chars[i] == '.' && ident(chars[i + 1]) {
-                let table: String = chars[start..i].iter().collect();
-                let s2 = i + 1;
-                i += 1;
-                while i < chars.len() && ident(chars[i]) {
-                    i += 1;
-                }
-                let column: String = chars[s2..i].iter().collect();
-                out.push((table.to_lowercase(), column.to_lowercase()));
-            }
-            continue;
         }
-        i += 1;
-    }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
     out
 }
 
